@@ -1,0 +1,20 @@
+//! Portico's shared vocabulary: records, ids, roles, the field-visibility
+//! policy, billing math and the wire types of the API.
+//!
+//! Pure by design: no I/O and no clock. Functions that depend on time take
+//! the instant as an argument, so the server, the desktop engine and tests
+//! all get the same answer for the same inputs.
+
+pub mod billing;
+pub mod ids;
+pub mod policy;
+pub mod records;
+pub mod role;
+pub mod validate;
+pub mod wire;
+
+pub use ids::*;
+pub use policy::{Action, Denied, Visibility, Visible, authorize, redact, redact_row};
+pub use records::*;
+pub use role::{Role, Viewer};
+pub use validate::Invalid;

@@ -1,0 +1,379 @@
+//! The one place that decides who may see and do what.
+//!
+//! Every exit of the server (HTTP responses, the sync feed, live frames,
+//! search results, the context handed to the AI) shapes records with
+//! [`redact`] (or [`redact_row`] for stored JSON), and every change is gated
+//! by [`authorize`]. A field the viewer may not see is *absent* from the
+//! output, not null, and a field the policy does not know is dropped.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::ids::AccountId;
+use crate::records::*;
+use crate::role::{Role, Viewer};
+
+/// Who may read a field, from widest to narrowest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Anyone who may see the row.
+    Public,
+    /// The account's own users (and staff). On rows without an account
+    /// (plans, articles) any signed-in customer who may see the row.
+    Customer,
+    /// The account's administrators (and staff): billing details.
+    CustomerAdmin,
+    /// Staff only: operational fields such as assignee, team, tags.
+    Staff,
+    /// Staff only, and sensitive: health, MRR, internal notes. Never put in a
+    /// customer-facing answer, even one a staff member drafts.
+    Internal,
+}
+
+/// May `viewer` read a field of class `class` on a row owned by `account`?
+/// Assumes the row itself is visible (see [`Visible`]).
+pub fn field_visible(viewer: &Viewer, class: Visibility, account: Option<AccountId>) -> bool {
+    if viewer.is_staff() {
+        return true;
+    }
+    let own = match account {
+        Some(a) => viewer.belongs_to(a),
+        None => true,
+    };
+    match class {
+        Visibility::Public => true,
+        Visibility::Customer => own,
+        Visibility::CustomerAdmin => own && viewer.role == Role::CustomerAdmin,
+        Visibility::Staff | Visibility::Internal => false,
+    }
+}
+
+/// Row-level rule: may `viewer` see this record at all?
+pub trait Visible: Record {
+    fn visible_to(&self, viewer: &Viewer) -> bool;
+}
+
+fn staff_or_own(viewer: &Viewer, account: AccountId) -> bool {
+    viewer.is_staff() || viewer.belongs_to(account)
+}
+
+fn plan_allows(viewer: &Viewer, plans: &[String]) -> bool {
+    plans.is_empty() || viewer.plan_code.as_ref().is_some_and(|p| plans.contains(p))
+}
+
+macro_rules! own_account_rows {
+    ($($t:ty),*) => {$(
+        impl Visible for $t {
+            fn visible_to(&self, viewer: &Viewer) -> bool {
+                staff_or_own(viewer, self.account_id)
+            }
+        }
+    )*};
+}
+
+own_account_rows!(Workspace, Subscription, Seat, UsageMeter, UsageRecord, Request, Conversation, OnboardingProgress);
+
+impl Visible for Account {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        staff_or_own(viewer, self.id)
+    }
+}
+
+impl Visible for Plan {
+    fn visible_to(&self, _viewer: &Viewer) -> bool {
+        true
+    }
+}
+
+impl Visible for Invoice {
+    /// Billing is for the account's administrators; members see no invoices.
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff() || (viewer.belongs_to(self.account_id) && viewer.role == Role::CustomerAdmin)
+    }
+}
+
+impl Visible for User {
+    /// Staff see everyone; customers see the users of their own account only
+    /// (agents' names reach them on messages, not through the directory).
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        match self.account_id {
+            Some(a) => staff_or_own(viewer, a),
+            None => viewer.is_staff(),
+        }
+    }
+}
+
+impl Visible for Team {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff()
+    }
+}
+
+impl Visible for Message {
+    /// Internal notes never reach customers.
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        if viewer.is_staff() {
+            return true;
+        }
+        self.kind != MessageKind::InternalNote && viewer.belongs_to(self.account_id)
+    }
+}
+
+impl Visible for Article {
+    /// Customers see approved articles for customers or the public, limited to
+    /// their plan; drafts and internal articles stay with staff.
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        if viewer.is_staff() {
+            return true;
+        }
+        self.state == ArticleState::Approved
+            && self.audience != Audience::Internal
+            && plan_allows(viewer, &self.plans)
+    }
+}
+
+impl Visible for ReleaseNote {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff() || (self.published && plan_allows(viewer, &self.plans))
+    }
+}
+
+impl Visible for CommunityPost {
+    fn visible_to(&self, _viewer: &Viewer) -> bool {
+        true
+    }
+}
+
+impl Visible for OnboardingPath {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff() || plan_allows(viewer, &self.plans)
+    }
+}
+
+impl Visible for AuditEvent {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff()
+    }
+}
+
+/// The record as `viewer` may see it, or `None` when the row is hidden.
+pub fn redact<R: Visible>(viewer: &Viewer, record: &R) -> Option<Map<String, Value>> {
+    if !record.visible_to(viewer) {
+        return None;
+    }
+    let Value::Object(mut map) = serde_json::to_value(record).ok()? else {
+        return None;
+    };
+    let account = record.account_id();
+    map.retain(|key, _| {
+        R::FIELDS
+            .iter()
+            .find(|(name, _)| name == key)
+            .is_some_and(|(_, class)| field_visible(viewer, *class, account))
+    });
+    Some(map)
+}
+
+/// Why a stored row could not be shaped for a viewer.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {kind:?} row does not match its record type: {source}")]
+pub struct CorruptRow {
+    pub kind: Kind,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// [`redact`] for a row stored as JSON (tables, change log): parses it as its
+/// record type so the same rules apply. `Ok(None)` when the row is hidden.
+pub fn redact_row(viewer: &Viewer, kind: Kind, row: &Value) -> Result<Option<Map<String, Value>>, CorruptRow> {
+    fn go<R: Visible>(viewer: &Viewer, kind: Kind, row: &Value) -> Result<Option<Map<String, Value>>, CorruptRow> {
+        let record: R = serde_json::from_value(row.clone()).map_err(|source| CorruptRow { kind, source })?;
+        Ok(redact(viewer, &record))
+    }
+    match kind {
+        Kind::Account => go::<Account>(viewer, kind, row),
+        Kind::Workspace => go::<Workspace>(viewer, kind, row),
+        Kind::Plan => go::<Plan>(viewer, kind, row),
+        Kind::Subscription => go::<Subscription>(viewer, kind, row),
+        Kind::Seat => go::<Seat>(viewer, kind, row),
+        Kind::Invoice => go::<Invoice>(viewer, kind, row),
+        Kind::UsageMeter => go::<UsageMeter>(viewer, kind, row),
+        Kind::UsageRecord => go::<UsageRecord>(viewer, kind, row),
+        Kind::User => go::<User>(viewer, kind, row),
+        Kind::Team => go::<Team>(viewer, kind, row),
+        Kind::Request => go::<Request>(viewer, kind, row),
+        Kind::Conversation => go::<Conversation>(viewer, kind, row),
+        Kind::Message => go::<Message>(viewer, kind, row),
+        Kind::Article => go::<Article>(viewer, kind, row),
+        Kind::ReleaseNote => go::<ReleaseNote>(viewer, kind, row),
+        Kind::CommunityPost => go::<CommunityPost>(viewer, kind, row),
+        Kind::OnboardingPath => go::<OnboardingPath>(viewer, kind, row),
+        Kind::OnboardingProgress => go::<OnboardingProgress>(viewer, kind, row),
+        Kind::AuditEvent => go::<AuditEvent>(viewer, kind, row),
+    }
+}
+
+/// Something a viewer wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read an account's own records (subscription, seats, usage, users, requests).
+    ReadAccount(AccountId),
+    /// Change seats on the subscription.
+    ManageSeats(AccountId),
+    /// Preview or change the plan.
+    ChangePlan(AccountId),
+    /// Invite, remove and set the role of the account's users.
+    ManageUsers(AccountId),
+    /// List invoices and download their documents.
+    ReadInvoices(AccountId),
+    /// Open a request or conversation for the account.
+    OpenRequest(AccountId),
+    /// Post a customer-visible message in the account's conversation.
+    PostReply(AccountId),
+    /// Post an internal note.
+    PostInternalNote,
+    /// Change staff-side fields of accounts (key account, CSM, health, notes).
+    UpdateAccountStaffFields,
+    /// Triage conversations and requests (status, assignee, priority, tags).
+    Triage,
+    /// Write knowledge (draft articles, release notes).
+    WriteKnowledge,
+    /// Approve or archive knowledge.
+    ApproveKnowledge,
+    /// Read the staff directory (staff users, teams).
+    ReadStaffDirectory,
+    /// Manage staff users and teams.
+    ManageStaff,
+}
+
+/// Why an action is refused. `NotFound` hides another account's existence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+}
+
+/// The action rules. Customers act only on their own account (others look
+/// like missing records); within it, only admins change seats, plan, users
+/// or see invoices.
+pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
+    use Action::*;
+    let role = viewer.role;
+    let own = |a: AccountId| {
+        if viewer.is_staff() || viewer.belongs_to(a) { Ok(()) } else { Err(Denied::NotFound) }
+    };
+    let customer_admin_or = |a: AccountId, staff_ok: bool, why: &'static str| {
+        own(a)?;
+        match role {
+            Role::CustomerAdmin => Ok(()),
+            Role::Admin if staff_ok => Ok(()),
+            _ => Err(Denied::Forbidden(why)),
+        }
+    };
+    let staff = |why: &'static str| if viewer.is_staff() { Ok(()) } else { Err(Denied::Forbidden(why)) };
+    match action {
+        ReadAccount(a) | OpenRequest(a) | PostReply(a) => own(a),
+        ManageSeats(a) => customer_admin_or(a, true, "only an account administrator can change seats"),
+        ChangePlan(a) => customer_admin_or(a, true, "only an account administrator can change the plan"),
+        ManageUsers(a) => customer_admin_or(a, true, "only an account administrator can manage users"),
+        ReadInvoices(a) => {
+            own(a)?;
+            if viewer.is_staff() || role == Role::CustomerAdmin {
+                Ok(())
+            } else {
+                Err(Denied::Forbidden("only an account administrator can see invoices"))
+            }
+        }
+        PostInternalNote => staff("internal notes are for staff"),
+        UpdateAccountStaffFields => staff("only staff can change account management fields"),
+        Triage => staff("only staff can triage"),
+        WriteKnowledge => staff("only staff can write knowledge"),
+        ApproveKnowledge => match role {
+            Role::Lead | Role::Admin => Ok(()),
+            _ => Err(Denied::Forbidden("only a lead or admin can approve knowledge")),
+        },
+        ReadStaffDirectory => staff("the staff directory is for staff"),
+        ManageStaff => match role {
+            Role::Admin => Ok(()),
+            _ => Err(Denied::Forbidden("only an admin can manage staff and teams")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::*;
+    use uuid::Uuid;
+
+    fn viewer(role: Role, account: Option<AccountId>) -> Viewer {
+        Viewer { user_id: UserId(Uuid::nil()), role, account_id: account, plan_code: Some("team".into()) }
+    }
+
+    fn account(id: AccountId) -> Account {
+        Account {
+            id,
+            name: "Acme".into(),
+            domain: "acme.test".into(),
+            region: "eu".into(),
+            language: "en".into(),
+            csm_owner_id: None,
+            key_account: true,
+            lifecycle_stage: LifecycleStage::Active,
+            health_score: 40,
+            mrr: 120_000,
+            notes: "renewal risk".into(),
+            version: 1,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn customer_sees_own_account_without_staff_fields() {
+        let a = AccountId(Uuid::from_u128(1));
+        let v = viewer(Role::CustomerAdmin, Some(a));
+        let out = redact(&v, &account(a)).expect("own account is visible");
+        assert!(out.contains_key("name"));
+        for hidden in ["key_account", "lifecycle_stage", "health_score", "mrr", "notes"] {
+            assert!(!out.contains_key(hidden), "{hidden} must be absent for customers");
+        }
+    }
+
+    #[test]
+    fn customer_never_sees_another_account() {
+        let v = viewer(Role::CustomerAdmin, Some(AccountId(Uuid::from_u128(2))));
+        assert!(redact(&v, &account(AccountId(Uuid::from_u128(1)))).is_none());
+        assert_eq!(authorize(&v, Action::ReadAccount(AccountId(Uuid::from_u128(1)))), Err(Denied::NotFound));
+    }
+
+    #[test]
+    fn staff_see_everything() {
+        let a = AccountId(Uuid::from_u128(1));
+        let out = redact(&viewer(Role::Agent, None), &account(a)).unwrap();
+        assert_eq!(out.len(), Account::FIELDS.len(), "staff get every field");
+    }
+
+    #[test]
+    fn member_cannot_change_billing() {
+        let a = AccountId(Uuid::from_u128(1));
+        let m = viewer(Role::CustomerMember, Some(a));
+        assert!(matches!(authorize(&m, Action::ManageSeats(a)), Err(Denied::Forbidden(_))));
+        assert!(matches!(authorize(&m, Action::ChangePlan(a)), Err(Denied::Forbidden(_))));
+        assert!(authorize(&viewer(Role::CustomerAdmin, Some(a)), Action::ManageSeats(a)).is_ok());
+    }
+
+    #[test]
+    fn every_serialized_field_has_a_class() {
+        // A field missing from FIELDS would silently vanish for everyone; this
+        // makes that mistake loud instead.
+        let a = account(AccountId(Uuid::from_u128(1)));
+        let Value::Object(map) = serde_json::to_value(&a).unwrap() else { unreachable!() };
+        for key in map.keys() {
+            assert!(Account::FIELDS.iter().any(|(n, _)| n == key), "{key} has no visibility class");
+        }
+    }
+}

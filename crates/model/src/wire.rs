@@ -1,0 +1,357 @@
+//! Wire types of the `/v1` API: pages, errors, the change feed and request
+//! bodies. Inputs reject unknown fields, so a typo is an error, not a no-op.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::billing::Timing;
+use crate::ids::*;
+use crate::records::*;
+use crate::role::Role;
+use crate::validate::{Invalid, check_email, check_len, check_nonempty, check_tag};
+
+/// API version reported by `/v1/health` and carried by sync pages.
+pub const API_VERSION: u32 = 1;
+
+/// A page of a list, with an opaque cursor for the next one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: clients branch on this, never on `message`.
+    pub code: String,
+    /// For people: what went wrong and what to do.
+    pub message: String,
+    /// The offending input field, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+/// One committed write as the viewer may see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: Kind,
+    pub id: uuid::Uuid,
+    pub op: ChangeOp,
+    pub version: u64,
+    /// The redacted row for upserts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<Map<String, Value>>,
+}
+
+/// `GET /v1/sync/changes` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangesPage {
+    pub changes: Vec<Change>,
+    /// Pass as `after` next time (the last seq examined, visible or not).
+    pub next_after: i64,
+    pub has_more: bool,
+}
+
+/// Treats a present `null` as `Some(None)` and an absent field as `None`,
+/// so a patch can clear a value (`"assignee_id": null`) or leave it alone.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Staff triage of a conversation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationPatch {
+    pub status: Option<ConversationStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub snoozed_until: Option<Option<Timestamp>>,
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub assignee_id: Option<Option<UserId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub team_id: Option<Option<TeamId>>,
+    #[serde(default)]
+    pub add_tags: Vec<String>,
+    #[serde(default)]
+    pub remove_tags: Vec<String>,
+    /// Guard: apply only if the record is still at this version.
+    pub if_version: Option<u64>,
+}
+
+impl ConversationPatch {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for t in self.add_tags.iter().chain(&self.remove_tags) {
+            check_tag(t)?;
+        }
+        if self.status == Some(ConversationStatus::Snoozed) && !matches!(self.snoozed_until, Some(Some(_))) {
+            return Err(Invalid::new("snoozed_until", "give snoozed_until when snoozing"));
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.snoozed_until.is_none()
+            && self.priority.is_none()
+            && self.assignee_id.is_none()
+            && self.team_id.is_none()
+            && self.add_tags.is_empty()
+            && self.remove_tags.is_empty()
+    }
+}
+
+/// A new message. `id` may be minted by the client so a retried send never
+/// duplicates; `kind` defaults to the sender's side (customer or agent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub id: Option<MessageId>,
+    #[serde(default)]
+    pub internal: bool,
+    pub body: String,
+    #[serde(default)]
+    pub mentions: Vec<UserId>,
+}
+
+impl NewMessage {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_nonempty("body", &self.body)?;
+        check_len("body", &self.body, 64 * 1024)?;
+        if self.mentions.len() > 50 {
+            return Err(Invalid::new("mentions", "at most 50 mentions"));
+        }
+        Ok(())
+    }
+}
+
+/// A customer (or staff on their behalf) opens a conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// Required for staff; customers always open on their own account.
+    pub account_id: Option<AccountId>,
+    #[serde(default = "default_channel")]
+    pub channel: Channel,
+    pub subject: String,
+    pub body: String,
+    #[serde(default)]
+    pub product_area: String,
+}
+
+fn default_channel() -> Channel {
+    Channel::Chat
+}
+
+impl NewConversation {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_nonempty("subject", &self.subject)?;
+        check_len("subject", &self.subject, 300)?;
+        check_nonempty("body", &self.body)?;
+        check_len("body", &self.body, 64 * 1024)?;
+        check_len("product_area", &self.product_area, 100)
+    }
+}
+
+/// A customer opens a support, bug or feature request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub account_id: Option<AccountId>,
+    pub kind: RequestKind,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub product_area: String,
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+}
+
+fn default_priority() -> Priority {
+    Priority::Normal
+}
+
+impl NewRequest {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_nonempty("title", &self.title)?;
+        check_len("title", &self.title, 300)?;
+        check_len("body", &self.body, 100_000)?;
+        check_len("product_area", &self.product_area, 100)
+    }
+}
+
+/// Staff update of a request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestPatch {
+    pub status: Option<RequestStatus>,
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub assignee_id: Option<Option<UserId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub team_id: Option<Option<TeamId>>,
+    pub internal_note: Option<String>,
+    pub if_version: Option<u64>,
+}
+
+/// Account fields. Customer admins may change the profile; staff may also
+/// change the account-management fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    pub name: Option<String>,
+    pub language: Option<String>,
+    pub key_account: Option<bool>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub csm_owner_id: Option<Option<UserId>>,
+    pub health_score: Option<u8>,
+    pub notes: Option<String>,
+    pub if_version: Option<u64>,
+}
+
+impl AccountPatch {
+    pub fn touches_staff_fields(&self) -> bool {
+        self.key_account.is_some()
+            || self.lifecycle_stage.is_some()
+            || self.csm_owner_id.is_some()
+            || self.health_score.is_some()
+            || self.notes.is_some()
+    }
+}
+
+/// Preview or confirm a change of plan and/or seats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionChange {
+    /// The new plan; omit to keep the current one.
+    pub plan_id: Option<PlanId>,
+    /// The new seat count; omit to keep the current one.
+    pub seats: Option<u32>,
+    /// Only for plan downgrades: `period_end` (default) or `now`.
+    pub timing: Option<Timing>,
+    /// On confirm: the `proration_at` of the preview being accepted, so the
+    /// charge equals the preview to the cent. Must be recent.
+    pub proration_at: Option<Timestamp>,
+}
+
+/// Invite a user to the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteUser {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl InviteUser {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_email("email", &self.email)?;
+        check_nonempty("name", &self.name)?;
+        check_len("name", &self.name, 200)?;
+        if !self.role.is_customer() {
+            return Err(Invalid::new("role", "must be customer_admin or customer_member"));
+        }
+        Ok(())
+    }
+}
+
+/// Change a customer user's role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub role: Role,
+}
+
+/// New or edited article (staff).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleInput {
+    pub slug: String,
+    pub title: String,
+    #[serde(default)]
+    pub summary: String,
+    pub body: String,
+    #[serde(default)]
+    pub product_area: String,
+    #[serde(default)]
+    pub plans: Vec<String>,
+    #[serde(default)]
+    pub versions: Vec<String>,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    pub audience: Audience,
+    /// Moving to `approved` or `archived` needs a lead or admin.
+    pub state: Option<ArticleState>,
+    pub if_version: Option<u64>,
+}
+
+fn default_locale() -> String {
+    "en".into()
+}
+
+/// Password sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+/// The OAuth token endpoint's answer (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+/// `GET /v1/me`: who the token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Me {
+    pub user: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Map<String, Value>>,
+}
+
+/// Usage of one meter against its plan limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsageLine {
+    pub meter: String,
+    pub name: String,
+    pub unit: String,
+    pub used: u64,
+    pub limit: Option<u64>,
+    /// `used / limit` in percent, rounded down; absent when unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u64>,
+    pub over_limit: bool,
+}
+
+/// Seats paid for against seats held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeatSummary {
+    pub seats: u32,
+    pub assigned: u32,
+    pub available: u32,
+    pub min_seats: u32,
+    pub max_seats: u32,
+}
