@@ -1,1 +1,38 @@
-pub fn x(){}
+//! portal-core: Portico's system of record and API server.
+//!
+//! - [`store`]: embedded SQLite, the single write path and the change log.
+//! - [`api`]: the `/v1` HTTP API and OAuth endpoints (axum).
+//! - [`auth`]: passwords, sessions, OAuth code + PKCE, rotating refresh tokens.
+//! - [`seed`]: deterministic demo data, from a handful of accounts to 100k
+//!   conversations and 1M messages for benchmarks.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod invoices;
+pub mod seed;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use api::{AppState, router};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use store::Store;
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops taking
+/// connections and lets in-flight requests (and their writes) finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Opens the store at `path` with the given clock: the state `serve` needs.
+pub fn open_state(path: &std::path::Path, clock: Arc<dyn Clock>) -> error::Result<AppState> {
+    Ok(AppState::new(Arc::new(Store::open(path)?), clock))
+}
