@@ -62,14 +62,21 @@ pub enum ChangeRejected {
     #[error("nothing to change: the plan and seat count are already as asked")]
     NoChange,
     #[error("{plan} allows {min} to {max} seats; {asked} were asked for")]
-    SeatsOutOfRange { plan: String, min: u32, max: u32, asked: u32 },
+    SeatsOutOfRange {
+        plan: String,
+        min: u32,
+        max: u32,
+        asked: u32,
+    },
     #[error("{assigned} users hold seats; remove users before going below {assigned} seats")]
     BelowAssigned { assigned: u32 },
     #[error("the new plan is billed in {to}, the subscription in {from}")]
     CurrencyMismatch { from: String, to: String },
     #[error("proration time must fall inside the current period")]
     OutsidePeriod,
-    #[error("upgrades and seat changes take effect now; only a plan downgrade can wait for the period end")]
+    #[error(
+        "upgrades and seat changes take effect now; only a plan downgrade can wait for the period end"
+    )]
     TimingNotAllowed,
 }
 
@@ -146,7 +153,10 @@ pub fn quote(
         return Err(ChangeRejected::BelowAssigned { assigned });
     }
     if to_plan.currency != from_plan.currency {
-        return Err(ChangeRejected::CurrencyMismatch { from: from_plan.currency.clone(), to: to_plan.currency.clone() });
+        return Err(ChangeRejected::CurrencyMismatch {
+            from: from_plan.currency.clone(),
+            to: to_plan.currency.clone(),
+        });
     }
     if req.at < sub.current_period_start || req.at >= sub.current_period_end {
         return Err(ChangeRejected::OutsidePeriod);
@@ -187,15 +197,16 @@ pub fn quote(
     let period = sub.current_period_end.as_second() - sub.current_period_start.as_second();
     let remaining = sub.current_period_end.as_second() - req.at.as_second();
     let (start, end) = (req.at, sub.current_period_end);
-    let line = |kind, description: String, quantity: u32, unit_amount: i64, amount: i64| InvoiceLine {
-        kind,
-        description,
-        quantity,
-        unit_amount,
-        amount,
-        period_start: start,
-        period_end: end,
-    };
+    let line =
+        |kind, description: String, quantity: u32, unit_amount: i64, amount: i64| InvoiceLine {
+            kind,
+            description,
+            quantity,
+            unit_amount,
+            amount,
+            period_start: start,
+            period_end: end,
+        };
 
     if to_plan.id == from_plan.id {
         let delta = req.to_seats as i64 - sub.seats as i64;
@@ -203,7 +214,11 @@ pub fn quote(
         let verb = if delta > 0 { "Added" } else { "Removed" };
         q.lines.push(line(
             InvoiceLineKind::Proration,
-            format!("{verb} {} {} seat(s), remaining time", delta.unsigned_abs(), to_plan.name),
+            format!(
+                "{verb} {} {} seat(s), remaining time",
+                delta.unsigned_abs(),
+                to_plan.name
+            ),
             delta.unsigned_abs() as u32,
             to_plan.seat_price * delta.signum(),
             amount,
@@ -218,7 +233,10 @@ pub fn quote(
         ));
         q.lines.push(line(
             InvoiceLineKind::Proration,
-            format!("Remaining time on {} ({} seats)", to_plan.name, req.to_seats),
+            format!(
+                "Remaining time on {} ({} seats)",
+                to_plan.name, req.to_seats
+            ),
             req.to_seats,
             to_plan.seat_price,
             prorate(new_amount, remaining, period),
@@ -229,7 +247,13 @@ pub fn quote(
     if net > 0 {
         let applied = sub.credit_balance.min(net);
         if applied > 0 {
-            q.lines.push(line(InvoiceLineKind::Credit, "Applied account credit".into(), 1, -applied, -applied));
+            q.lines.push(line(
+                InvoiceLineKind::Credit,
+                "Applied account credit".into(),
+                1,
+                -applied,
+                -applied,
+            ));
         }
         q.subtotal = net - applied;
         q.tax = tax(q.subtotal, sub.tax_rate_bps);
@@ -250,7 +274,12 @@ pub fn apply(sub: &Subscription, q: &Quote) -> Subscription {
             next.plan_id = q.to_plan_id;
             next.seats = q.to_seats;
             next.pending_change = None;
-            let applied: i64 = q.lines.iter().filter(|l| l.kind == InvoiceLineKind::Credit).map(|l| -l.amount).sum();
+            let applied: i64 = q
+                .lines
+                .iter()
+                .filter(|l| l.kind == InvoiceLineKind::Credit)
+                .map(|l| -l.amount)
+                .sum();
             next.credit_balance = sub.credit_balance - applied + q.credit_added;
         }
         Timing::PeriodEnd => {
@@ -316,7 +345,12 @@ mod tests {
     }
 
     fn req(to: &Plan, seats: u32, at: i64) -> ChangeRequest<'_> {
-        ChangeRequest { to_plan: to, to_seats: seats, timing: None, at: ts(at) }
+        ChangeRequest {
+            to_plan: to,
+            to_seats: seats,
+            timing: None,
+            at: ts(at),
+        }
     }
 
     #[test]
@@ -341,7 +375,10 @@ mod tests {
         assert_eq!(q.effective_at, s.current_period_end);
         assert_eq!((q.total, q.lines.len()), (0, 0));
         let after = apply(&s, &q);
-        assert_eq!(after.plan_id, business.id, "plan stays until the period ends");
+        assert_eq!(
+            after.plan_id, business.id,
+            "plan stays until the period ends"
+        );
         assert_eq!(after.pending_change.unwrap().plan_id, team.id);
     }
 
@@ -381,13 +418,28 @@ mod tests {
     fn limits_are_enforced() {
         let team = plan(1, "Team", 2_000);
         let s = sub(&team, 10);
-        assert!(matches!(quote(&s, &team, 0, req(&team, 51, DAY)), Err(ChangeRejected::SeatsOutOfRange { .. })));
-        assert_eq!(quote(&s, &team, 8, req(&team, 7, DAY)), Err(ChangeRejected::BelowAssigned { assigned: 8 }));
-        assert_eq!(quote(&s, &team, 1, req(&team, 10, DAY)), Err(ChangeRejected::NoChange));
-        assert_eq!(quote(&s, &team, 1, req(&team, 11, 31 * DAY)), Err(ChangeRejected::OutsidePeriod));
+        assert!(matches!(
+            quote(&s, &team, 0, req(&team, 51, DAY)),
+            Err(ChangeRejected::SeatsOutOfRange { .. })
+        ));
+        assert_eq!(
+            quote(&s, &team, 8, req(&team, 7, DAY)),
+            Err(ChangeRejected::BelowAssigned { assigned: 8 })
+        );
+        assert_eq!(
+            quote(&s, &team, 1, req(&team, 10, DAY)),
+            Err(ChangeRejected::NoChange)
+        );
+        assert_eq!(
+            quote(&s, &team, 1, req(&team, 11, 31 * DAY)),
+            Err(ChangeRejected::OutsidePeriod)
+        );
         let mut r = req(&team, 11, DAY);
         r.timing = Some(Timing::PeriodEnd);
-        assert_eq!(quote(&s, &team, 1, r), Err(ChangeRejected::TimingNotAllowed));
+        assert_eq!(
+            quote(&s, &team, 1, r),
+            Err(ChangeRejected::TimingNotAllowed)
+        );
     }
 
     #[test]
@@ -395,7 +447,11 @@ mod tests {
         assert_eq!(scale_rounded(1, 1, 2), 1);
         assert_eq!(scale_rounded(-1, 1, 2), -1);
         assert_eq!(scale_rounded(1, 1, 3), 0);
-        assert_eq!(scale_rounded(i64::MAX, 2, 2), i64::MAX, "no overflow in the product");
+        assert_eq!(
+            scale_rounded(i64::MAX, 2, 2),
+            i64::MAX,
+            "no overflow in the product"
+        );
     }
 
     proptest::proptest! {

@@ -72,7 +72,16 @@ macro_rules! own_account_rows {
     )*};
 }
 
-own_account_rows!(Workspace, Subscription, Seat, UsageMeter, UsageRecord, Request, Conversation, OnboardingProgress);
+own_account_rows!(
+    Workspace,
+    Subscription,
+    Seat,
+    UsageMeter,
+    UsageRecord,
+    Request,
+    Conversation,
+    OnboardingProgress
+);
 
 impl Visible for Account {
     fn visible_to(&self, viewer: &Viewer) -> bool {
@@ -89,7 +98,8 @@ impl Visible for Plan {
 impl Visible for Invoice {
     /// Billing is for the account's administrators; members see no invoices.
     fn visible_to(&self, viewer: &Viewer) -> bool {
-        viewer.is_staff() || (viewer.belongs_to(self.account_id) && viewer.role == Role::CustomerAdmin)
+        viewer.is_staff()
+            || (viewer.belongs_to(self.account_id) && viewer.role == Role::CustomerAdmin)
     }
 }
 
@@ -186,9 +196,18 @@ pub struct CorruptRow {
 
 /// [`redact`] for a row stored as JSON (tables, change log): parses it as its
 /// record type so the same rules apply. `Ok(None)` when the row is hidden.
-pub fn redact_row(viewer: &Viewer, kind: Kind, row: &Value) -> Result<Option<Map<String, Value>>, CorruptRow> {
-    fn go<R: Visible>(viewer: &Viewer, kind: Kind, row: &Value) -> Result<Option<Map<String, Value>>, CorruptRow> {
-        let record: R = serde_json::from_value(row.clone()).map_err(|source| CorruptRow { kind, source })?;
+pub fn redact_row(
+    viewer: &Viewer,
+    kind: Kind,
+    row: &Value,
+) -> Result<Option<Map<String, Value>>, CorruptRow> {
+    fn go<R: Visible>(
+        viewer: &Viewer,
+        kind: Kind,
+        row: &Value,
+    ) -> Result<Option<Map<String, Value>>, CorruptRow> {
+        let record: R =
+            serde_json::from_value(row.clone()).map_err(|source| CorruptRow { kind, source })?;
         Ok(redact(viewer, &record))
     }
     match kind {
@@ -263,7 +282,11 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
     use Action::*;
     let role = viewer.role;
     let own = |a: AccountId| {
-        if viewer.is_staff() || viewer.belongs_to(a) { Ok(()) } else { Err(Denied::NotFound) }
+        if viewer.is_staff() || viewer.belongs_to(a) {
+            Ok(())
+        } else {
+            Err(Denied::NotFound)
+        }
     };
     let customer_admin_or = |a: AccountId, staff_ok: bool, why: &'static str| {
         own(a)?;
@@ -273,18 +296,32 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
             _ => Err(Denied::Forbidden(why)),
         }
     };
-    let staff = |why: &'static str| if viewer.is_staff() { Ok(()) } else { Err(Denied::Forbidden(why)) };
+    let staff = |why: &'static str| {
+        if viewer.is_staff() {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(why))
+        }
+    };
     match action {
         ReadAccount(a) | OpenRequest(a) | PostReply(a) => own(a),
-        ManageSeats(a) => customer_admin_or(a, true, "only an account administrator can change seats"),
-        ChangePlan(a) => customer_admin_or(a, true, "only an account administrator can change the plan"),
-        ManageUsers(a) => customer_admin_or(a, true, "only an account administrator can manage users"),
+        ManageSeats(a) => {
+            customer_admin_or(a, true, "only an account administrator can change seats")
+        }
+        ChangePlan(a) => {
+            customer_admin_or(a, true, "only an account administrator can change the plan")
+        }
+        ManageUsers(a) => {
+            customer_admin_or(a, true, "only an account administrator can manage users")
+        }
         ReadInvoices(a) => {
             own(a)?;
             if viewer.is_staff() || role == Role::CustomerAdmin {
                 Ok(())
             } else {
-                Err(Denied::Forbidden("only an account administrator can see invoices"))
+                Err(Denied::Forbidden(
+                    "only an account administrator can see invoices",
+                ))
             }
         }
         PostInternalNote => staff("internal notes are for staff"),
@@ -293,12 +330,16 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
         WriteKnowledge => staff("only staff can write knowledge"),
         ApproveKnowledge => match role {
             Role::Lead | Role::Admin => Ok(()),
-            _ => Err(Denied::Forbidden("only a lead or admin can approve knowledge")),
+            _ => Err(Denied::Forbidden(
+                "only a lead or admin can approve knowledge",
+            )),
         },
         ReadStaffDirectory => staff("the staff directory is for staff"),
         ManageStaff => match role {
             Role::Admin => Ok(()),
-            _ => Err(Denied::Forbidden("only an admin can manage staff and teams")),
+            _ => Err(Denied::Forbidden(
+                "only an admin can manage staff and teams",
+            )),
         },
     }
 }
@@ -310,7 +351,12 @@ mod tests {
     use uuid::Uuid;
 
     fn viewer(role: Role, account: Option<AccountId>) -> Viewer {
-        Viewer { user_id: UserId(Uuid::nil()), role, account_id: account, plan_code: Some("team".into()) }
+        Viewer {
+            user_id: UserId(Uuid::nil()),
+            role,
+            account_id: account,
+            plan_code: Some("team".into()),
+        }
     }
 
     fn account(id: AccountId) -> Account {
@@ -338,8 +384,17 @@ mod tests {
         let v = viewer(Role::CustomerAdmin, Some(a));
         let out = redact(&v, &account(a)).expect("own account is visible");
         assert!(out.contains_key("name"));
-        for hidden in ["key_account", "lifecycle_stage", "health_score", "mrr", "notes"] {
-            assert!(!out.contains_key(hidden), "{hidden} must be absent for customers");
+        for hidden in [
+            "key_account",
+            "lifecycle_stage",
+            "health_score",
+            "mrr",
+            "notes",
+        ] {
+            assert!(
+                !out.contains_key(hidden),
+                "{hidden} must be absent for customers"
+            );
         }
     }
 
@@ -347,7 +402,10 @@ mod tests {
     fn customer_never_sees_another_account() {
         let v = viewer(Role::CustomerAdmin, Some(AccountId(Uuid::from_u128(2))));
         assert!(redact(&v, &account(AccountId(Uuid::from_u128(1)))).is_none());
-        assert_eq!(authorize(&v, Action::ReadAccount(AccountId(Uuid::from_u128(1)))), Err(Denied::NotFound));
+        assert_eq!(
+            authorize(&v, Action::ReadAccount(AccountId(Uuid::from_u128(1)))),
+            Err(Denied::NotFound)
+        );
     }
 
     #[test]
@@ -361,9 +419,21 @@ mod tests {
     fn member_cannot_change_billing() {
         let a = AccountId(Uuid::from_u128(1));
         let m = viewer(Role::CustomerMember, Some(a));
-        assert!(matches!(authorize(&m, Action::ManageSeats(a)), Err(Denied::Forbidden(_))));
-        assert!(matches!(authorize(&m, Action::ChangePlan(a)), Err(Denied::Forbidden(_))));
-        assert!(authorize(&viewer(Role::CustomerAdmin, Some(a)), Action::ManageSeats(a)).is_ok());
+        assert!(matches!(
+            authorize(&m, Action::ManageSeats(a)),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(matches!(
+            authorize(&m, Action::ChangePlan(a)),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(
+            authorize(
+                &viewer(Role::CustomerAdmin, Some(a)),
+                Action::ManageSeats(a)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -371,9 +441,14 @@ mod tests {
         // A field missing from FIELDS would silently vanish for everyone; this
         // makes that mistake loud instead.
         let a = account(AccountId(Uuid::from_u128(1)));
-        let Value::Object(map) = serde_json::to_value(&a).unwrap() else { unreachable!() };
+        let Value::Object(map) = serde_json::to_value(&a).unwrap() else {
+            unreachable!()
+        };
         for key in map.keys() {
-            assert!(Account::FIELDS.iter().any(|(n, _)| n == key), "{key} has no visibility class");
+            assert!(
+                Account::FIELDS.iter().any(|(n, _)| n == key),
+                "{key} has no visibility class"
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid { field: field.into(), message: message.into() }
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -26,7 +29,10 @@ pub fn check_nonempty(field: &str, value: &str) -> Result<(), Invalid> {
 /// Limits length in characters (not bytes), so non-Latin text is not penalised.
 pub fn check_len(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
     if value.chars().count() > max_chars {
-        return Err(Invalid::new(field, format!("must be at most {max_chars} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     Ok(())
 }
@@ -63,7 +69,9 @@ pub fn check_tags(tags: &[String]) -> Result<(), Invalid> {
 pub fn check_tag(tag: &str) -> Result<(), Invalid> {
     let ok = !tag.is_empty()
         && tag.len() <= 40
-        && tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !ok {
         return Err(Invalid::new(
             "tags",
@@ -80,14 +88,28 @@ mod tests {
     #[test]
     fn emails() {
         assert!(check_email("email", "ana@example.com").is_ok());
-        for bad in ["", "ana", "ana@", "@example.com", "ana@example", "a b@example.com", "a@b@c.com"] {
-            assert!(check_email("email", bad).is_err(), "{bad:?} must be rejected");
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(
+                check_email("email", bad).is_err(),
+                "{bad:?} must be rejected"
+            );
         }
     }
 
     #[test]
     fn length_counts_characters() {
-        assert!(check_len("t", "ééé", 3).is_ok(), "three characters fit a limit of three");
+        assert!(
+            check_len("t", "ééé", 3).is_ok(),
+            "three characters fit a limit of three"
+        );
         assert!(check_len("t", "éééé", 3).is_err());
     }
 }

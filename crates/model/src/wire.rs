@@ -71,7 +71,9 @@ pub struct ChangesPage {
 
 /// Treats a present `null` as `Some(None)` and an absent field as `None`,
 /// so a patch can clear a value (`"assignee_id": null`) or leave it alone.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -100,8 +102,13 @@ impl ConversationPatch {
         for t in self.add_tags.iter().chain(&self.remove_tags) {
             check_tag(t)?;
         }
-        if self.status == Some(ConversationStatus::Snoozed) && !matches!(self.snoozed_until, Some(Some(_))) {
-            return Err(Invalid::new("snoozed_until", "give snoozed_until when snoozing"));
+        if self.status == Some(ConversationStatus::Snoozed)
+            && !matches!(self.snoozed_until, Some(Some(_)))
+        {
+            return Err(Invalid::new(
+                "snoozed_until",
+                "give snoozed_until when snoozing",
+            ));
         }
         Ok(())
     }
@@ -267,7 +274,10 @@ impl InviteUser {
         check_nonempty("name", &self.name)?;
         check_len("name", &self.name, 200)?;
         if !self.role.is_customer() {
-            return Err(Invalid::new("role", "must be customer_admin or customer_member"));
+            return Err(Invalid::new(
+                "role",
+                "must be customer_admin or customer_member",
+            ));
         }
         Ok(())
     }

@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -39,12 +41,21 @@ pub fn hash_password(password: &str) -> String {
 
 fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
 /// Stores `password_hash` (from [`hash_password`]) for `user`.
-pub fn set_password_hash(conn: &Connection, user: UserId, password_hash: &str, at: Timestamp) -> Result<()> {
+pub fn set_password_hash(
+    conn: &Connection,
+    user: UserId,
+    password_hash: &str,
+    at: Timestamp,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
@@ -55,15 +66,25 @@ pub fn set_password_hash(conn: &Connection, user: UserId, password_hash: &str, a
 
 /// A hash to verify against when the email is unknown, so a miss costs the
 /// same time as a wrong password and does not reveal which emails exist.
-static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password("not a real password"));
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("not a real password"));
 
 /// Checks an email and password; the same error for unknown email, wrong
 /// password and disabled user.
 pub fn check_password(conn: &Connection, email: &str, password: &str) -> Result<User> {
-    let found = store::query::<User>(conn, "SELECT data FROM users WHERE email = lower(?1)", [email])?.pop();
+    let found = store::query::<User>(
+        conn,
+        "SELECT data FROM users WHERE email = lower(?1)",
+        [email],
+    )?
+    .pop();
     let hash: Option<String> = match &found {
         Some(u) => conn
-            .query_row("SELECT password_hash FROM credentials WHERE user_id = ?1", [u.id.to_string()], |r| r.get(0))
+            .query_row(
+                "SELECT password_hash FROM credentials WHERE user_id = ?1",
+                [u.id.to_string()],
+                |r| r.get(0),
+            )
             .optional()?,
         None => None,
     };
@@ -100,7 +121,14 @@ impl TokenKind {
     }
 }
 
-fn insert_token(conn: &Connection, kind: TokenKind, user: UserId, family: Option<&str>, at: Timestamp, ttl: i64) -> Result<String> {
+fn insert_token(
+    conn: &Connection,
+    kind: TokenKind,
+    user: UserId,
+    family: Option<&str>,
+    at: Timestamp,
+    ttl: i64,
+) -> Result<String> {
     let token = new_token();
     conn.execute(
         "INSERT INTO tokens (hash, kind, user_id, family, client_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -127,12 +155,18 @@ pub fn start_session(store: &Store, user: UserId, at: Timestamp) -> Result<Strin
 pub fn end_session(store: &Store, token: &str, at: Timestamp) -> Result<()> {
     store.write_raw(|c| {
         let hash = token_hash(token);
-        let family: Option<Option<String>> =
-            c.query_row("SELECT family FROM tokens WHERE hash = ?1", [&hash], |r| r.get(0)).optional()?;
+        let family: Option<Option<String>> = c
+            .query_row("SELECT family FROM tokens WHERE hash = ?1", [&hash], |r| {
+                r.get(0)
+            })
+            .optional()?;
         match family.flatten() {
             Some(f) => revoke_family(c, &f, at),
             None => {
-                c.execute("UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL", params![hash, at.as_second()])?;
+                c.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL",
+                    params![hash, at.as_second()],
+                )?;
                 Ok(())
             }
         }
@@ -160,7 +194,9 @@ pub fn viewer_for_token(conn: &Connection, token: &str, at: Timestamp) -> Result
         return Err(PortalError::Unauthenticated("the token is not recognised"));
     };
     if kind == "refresh" {
-        return Err(PortalError::Unauthenticated("a refresh token cannot be used to call the API; exchange it at /oauth/token"));
+        return Err(PortalError::Unauthenticated(
+            "a refresh token cannot be used to call the API; exchange it at /oauth/token",
+        ));
     }
     if revoked_at.is_some() {
         return Err(PortalError::Unauthenticated("the token was revoked"));
@@ -168,8 +204,11 @@ pub fn viewer_for_token(conn: &Connection, token: &str, at: Timestamp) -> Result
     if at.as_second() >= expires_at {
         return Err(PortalError::Unauthenticated("the token has expired"));
     }
-    let user_id: UserId = user_id.parse().map_err(|_| PortalError::Unauthenticated("the token is not recognised"))?;
-    let user: User = store::get(conn, user_id.0)?.ok_or(PortalError::Unauthenticated("the user no longer exists"))?;
+    let user_id: UserId = user_id
+        .parse()
+        .map_err(|_| PortalError::Unauthenticated("the token is not recognised"))?;
+    let user: User = store::get(conn, user_id.0)?
+        .ok_or(PortalError::Unauthenticated("the user no longer exists"))?;
     if user.status != UserStatus::Active {
         return Err(PortalError::Unauthenticated("the user is disabled"));
     }
@@ -181,11 +220,21 @@ pub fn viewer_for_user(conn: &Connection, user: &User) -> Result<Viewer> {
         Some(a) => plan_of(conn, a)?.map(|p| p.code),
         None => None,
     };
-    Ok(Viewer { user_id: user.id, role: user.role, account_id: user.account_id, plan_code })
+    Ok(Viewer {
+        user_id: user.id,
+        role: user.role,
+        account_id: user.account_id,
+        plan_code,
+    })
 }
 
 fn plan_of(conn: &Connection, account: AccountId) -> Result<Option<Plan>> {
-    let sub = store::query::<Subscription>(conn, "SELECT data FROM subscriptions WHERE account_id = ?1", [account.to_string()])?.pop();
+    let sub = store::query::<Subscription>(
+        conn,
+        "SELECT data FROM subscriptions WHERE account_id = ?1",
+        [account.to_string()],
+    )?
+    .pop();
     match sub {
         Some(s) => store::get::<Plan>(conn, s.plan_id.0),
         None => Ok(None),
@@ -195,7 +244,12 @@ fn plan_of(conn: &Connection, account: AccountId) -> Result<Option<Plan>> {
 /// Checks a redirect URI is a loopback one for the native client (RFC 8252
 /// §7.3: `http`, literal `127.0.0.1` or `[::1]`, any port).
 pub fn check_redirect_uri(uri: &str) -> Result<url::Url> {
-    let bad = |why: &str| PortalError::oauth(OAuthErrorCode::InvalidRequest, format!("redirect_uri {uri:?} {why}"));
+    let bad = |why: &str| {
+        PortalError::oauth(
+            OAuthErrorCode::InvalidRequest,
+            format!("redirect_uri {uri:?} {why}"),
+        )
+    };
     let url = url::Url::parse(uri).map_err(|_| bad("is not a URL"))?;
     if url.scheme() != "http" {
         return Err(bad("must use http on the loopback interface"));
@@ -231,20 +285,33 @@ impl AuthorizeRequest {
     ) -> Result<Self> {
         let invalid = |m: &str| PortalError::oauth(OAuthErrorCode::InvalidRequest, m);
         if client_id != INBOX_CLIENT_ID {
-            return Err(PortalError::oauth(OAuthErrorCode::InvalidClient, format!("unknown client_id {client_id:?}")));
+            return Err(PortalError::oauth(
+                OAuthErrorCode::InvalidClient,
+                format!("unknown client_id {client_id:?}"),
+            ));
         }
         let redirect_uri = check_redirect_uri(redirect_uri)?;
         if response_type != "code" {
             return Err(invalid("response_type must be \"code\""));
         }
         if method != "S256" {
-            return Err(invalid("code_challenge_method must be \"S256\" (PKCE is required)"));
+            return Err(invalid(
+                "code_challenge_method must be \"S256\" (PKCE is required)",
+            ));
         }
-        let challenge_ok = code_challenge.len() == 43 && URL_SAFE_NO_PAD.decode(code_challenge).is_ok();
+        let challenge_ok =
+            code_challenge.len() == 43 && URL_SAFE_NO_PAD.decode(code_challenge).is_ok();
         if !challenge_ok {
-            return Err(invalid("code_challenge must be the base64url SHA-256 of the verifier (43 characters)"));
+            return Err(invalid(
+                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+            ));
         }
-        Ok(AuthorizeRequest { client_id: client_id.into(), redirect_uri, code_challenge: code_challenge.into(), state })
+        Ok(AuthorizeRequest {
+            client_id: client_id.into(),
+            redirect_uri,
+            code_challenge: code_challenge.into(),
+            state,
+        })
     }
 
     /// Issues a one-time code for `user` and returns the URL to redirect to.
@@ -283,9 +350,28 @@ fn grant_error(m: impl Into<String>) -> PortalError {
 }
 
 /// Issues an access token and a new refresh token in `family`.
-fn issue_pair(conn: &Connection, user: UserId, family: &str, at: Timestamp) -> Result<portico_model::wire::TokenResponse> {
-    let access_token = insert_token(conn, TokenKind::Access, user, Some(family), at, ACCESS_TTL_SECS)?;
-    let refresh_token = insert_token(conn, TokenKind::Refresh, user, Some(family), at, REFRESH_TTL_SECS)?;
+fn issue_pair(
+    conn: &Connection,
+    user: UserId,
+    family: &str,
+    at: Timestamp,
+) -> Result<portico_model::wire::TokenResponse> {
+    let access_token = insert_token(
+        conn,
+        TokenKind::Access,
+        user,
+        Some(family),
+        at,
+        ACCESS_TTL_SECS,
+    )?;
+    let refresh_token = insert_token(
+        conn,
+        TokenKind::Refresh,
+        user,
+        Some(family),
+        at,
+        REFRESH_TTL_SECS,
+    )?;
     Ok(portico_model::wire::TokenResponse {
         access_token,
         token_type: "Bearer".into(),
@@ -304,7 +390,10 @@ pub fn exchange_code(
     at: Timestamp,
 ) -> Result<portico_model::wire::TokenResponse> {
     if !(43..=128).contains(&verifier.len()) {
-        return Err(PortalError::oauth(OAuthErrorCode::InvalidRequest, "code_verifier must be 43 to 128 characters (RFC 7636)"));
+        return Err(PortalError::oauth(
+            OAuthErrorCode::InvalidRequest,
+            "code_verifier must be 43 to 128 characters (RFC 7636)",
+        ));
     }
     store.write_raw(|c| {
         let tx = c.transaction()?;
@@ -346,9 +435,17 @@ pub fn exchange_code(
 }
 
 /// `grant_type=refresh_token`: rotates a refresh token.
-pub fn refresh(store: &Store, refresh_token: &str, client_id: &str, at: Timestamp) -> Result<portico_model::wire::TokenResponse> {
+pub fn refresh(
+    store: &Store,
+    refresh_token: &str,
+    client_id: &str,
+    at: Timestamp,
+) -> Result<portico_model::wire::TokenResponse> {
     if client_id != INBOX_CLIENT_ID {
-        return Err(PortalError::oauth(OAuthErrorCode::InvalidClient, format!("unknown client_id {client_id:?}")));
+        return Err(PortalError::oauth(
+            OAuthErrorCode::InvalidClient,
+            format!("unknown client_id {client_id:?}"),
+        ));
     }
     store.write_raw(|c| {
         let tx = c.transaction()?;
@@ -399,7 +496,11 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(max_failures: u32, window_secs: i64) -> Self {
-        LoginLimiter { max_failures, window_secs, failures: Mutex::new(HashMap::new()) }
+        LoginLimiter {
+            max_failures,
+            window_secs,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Errs with `rate_limited` if any key has used up its failures.
@@ -409,7 +510,9 @@ impl LoginLimiter {
             if let Some((start, n)) = map.get(*key) {
                 let left = start + self.window_secs - at.as_second();
                 if *n >= self.max_failures && left > 0 {
-                    return Err(PortalError::RateLimited { retry_after_secs: left as u64 });
+                    return Err(PortalError::RateLimited {
+                        retry_after_secs: left as u64,
+                    });
                 }
             }
         }
@@ -448,7 +551,13 @@ mod tests {
     fn loopback_redirects_only() {
         assert!(check_redirect_uri("http://127.0.0.1:49152/callback").is_ok());
         assert!(check_redirect_uri("http://[::1]:8000/cb").is_ok());
-        for bad in ["https://127.0.0.1/cb", "http://example.com/cb", "http://localhost:1/cb", "http://10.0.0.1/cb", "nope"] {
+        for bad in [
+            "https://127.0.0.1/cb",
+            "http://example.com/cb",
+            "http://localhost:1/cb",
+            "http://10.0.0.1/cb",
+            "nope",
+        ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad} must be refused");
         }
     }
@@ -461,9 +570,15 @@ mod tests {
             l.check(&["a"], t0).unwrap();
             l.failed(&["a"], t0);
         }
-        assert!(matches!(l.check(&["a"], t0), Err(PortalError::RateLimited { .. })));
+        assert!(matches!(
+            l.check(&["a"], t0),
+            Err(PortalError::RateLimited { .. })
+        ));
         assert!(l.check(&["b"], t0).is_ok(), "other keys are unaffected");
-        assert!(l.check(&["a"], Timestamp::from_second(1_061).unwrap()).is_ok());
+        assert!(
+            l.check(&["a"], Timestamp::from_second(1_061).unwrap())
+                .is_ok()
+        );
     }
 
     #[test]

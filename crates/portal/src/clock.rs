@@ -32,7 +32,9 @@ impl ManualClock {
 
     pub fn advance(&self, by: SignedDuration) {
         let mut t = self.0.lock().unwrap();
-        *t = t.checked_add(by).expect("test clock stays within jiff's range");
+        *t = t
+            .checked_add(by)
+            .expect("test clock stays within jiff's range");
     }
 }
 

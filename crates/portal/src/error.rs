@@ -14,8 +14,14 @@ pub enum PortalError {
     Unauthenticated(&'static str),
     #[error("{0}")]
     Invalid(#[from] Invalid),
-    #[error("{kind} changed since you loaded it (you had version {expected}, it is now {actual}); reload and try again")]
-    VersionConflict { kind: &'static str, expected: u64, actual: u64 },
+    #[error(
+        "{kind} changed since you loaded it (you had version {expected}, it is now {actual}); reload and try again"
+    )]
+    VersionConflict {
+        kind: &'static str,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -29,7 +35,10 @@ pub enum PortalError {
     #[error("storage pool failed: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("stored {kind:?} record is unreadable: {source}")]
-    Corrupt { kind: Kind, source: serde_json::Error },
+    Corrupt {
+        kind: Kind,
+        source: serde_json::Error,
+    },
     #[error("the server is shutting down or overloaded")]
     Unavailable,
 }
@@ -63,11 +72,17 @@ impl OAuthErrorCode {
 
 impl PortalError {
     pub fn not_found(kind: Kind, id: impl ToString) -> Self {
-        PortalError::NotFound { kind: kind.as_str(), id: id.to_string() }
+        PortalError::NotFound {
+            kind: kind.as_str(),
+            id: id.to_string(),
+        }
     }
 
     pub fn oauth(code: OAuthErrorCode, message: impl Into<String>) -> Self {
-        PortalError::OAuth(OAuthError { code, message: message.into() })
+        PortalError::OAuth(OAuthError {
+            code,
+            message: message.into(),
+        })
     }
 
     /// Maps a policy refusal; `kind`/`id` name what a hidden record looks like.
@@ -89,7 +104,9 @@ impl PortalError {
             PortalError::Billing(b) => b.code(),
             PortalError::RateLimited { .. } => "rate_limited",
             PortalError::OAuth(o) => o.code.as_str(),
-            PortalError::Storage(_) | PortalError::Pool(_) | PortalError::Corrupt { .. } => "internal",
+            PortalError::Storage(_) | PortalError::Pool(_) | PortalError::Corrupt { .. } => {
+                "internal"
+            }
             PortalError::Unavailable => "unavailable",
         }
     }

@@ -10,10 +10,19 @@ use portico_portal::seed::{self, SeedSize};
 use portico_portal::{SystemClock, clock::Clock};
 
 #[derive(Parser)]
-#[command(name = "portal-core", version, about = "Portico's server: accounts, billing, conversations, knowledge, sync.")]
+#[command(
+    name = "portal-core",
+    version,
+    about = "Portico's server: accounts, billing, conversations, knowledge, sync."
+)]
 struct Cli {
     /// SQLite database file (created if missing).
-    #[arg(long, env = "PORTICO_DB", default_value = "portico-data/portal.db", global = true)]
+    #[arg(
+        long,
+        env = "PORTICO_DB",
+        default_value = "portico-data/portal.db",
+        global = true
+    )]
     db: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -57,23 +66,33 @@ impl From<&SeedArgs> for SeedSize {
         SeedSize {
             conversations: a.conversations,
             messages: a.messages,
-            accounts: a.accounts.unwrap_or_else(|| (a.conversations / 250).max(40)),
+            accounts: a
+                .accounts
+                .unwrap_or_else(|| (a.conversations / 250).max(40)),
         }
     }
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     if let Some(dir) = cli.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the database folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let runtime = tokio::runtime::Runtime::new()?;
-    let command = cli.command.unwrap_or(Command::Demo(ServeArgs { listen: "127.0.0.1:8080".parse()?, secure_cookies: false }));
-    let state = portico_portal::open_state(&cli.db, clock.clone()).with_context(|| format!("opening {}", cli.db.display()))?;
+    let command = cli.command.unwrap_or(Command::Demo(ServeArgs {
+        listen: "127.0.0.1:8080".parse()?,
+        secure_cookies: false,
+    }));
+    let state = portico_portal::open_state(&cli.db, clock.clone())
+        .with_context(|| format!("opening {}", cli.db.display()))?;
     match command {
         Command::Seed(args) => {
             let report = seed::seed(&state.store, SeedSize::from(&args), clock.now())?;
@@ -82,7 +101,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             if seed::is_empty(&state.store)? {
-                let size = SeedSize::from(&SeedArgs { conversations: 2_000, messages: 20_000, accounts: None });
+                let size = SeedSize::from(&SeedArgs {
+                    conversations: 2_000,
+                    messages: 20_000,
+                    accounts: None,
+                });
                 seed::seed(&state.store, size, clock.now())?;
             }
             runtime.block_on(run(state, args, true))
@@ -91,9 +114,15 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(mut state: portico_portal::AppState, args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+async fn run(
+    mut state: portico_portal::AppState,
+    args: ServeArgs,
+    demo: bool,
+) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("portal-core listening on http://{addr}  (health: http://{addr}/v1/health)");
     if demo {
@@ -110,7 +139,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

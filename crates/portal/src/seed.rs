@@ -34,7 +34,11 @@ pub struct SeedSize {
 
 impl SeedSize {
     /// Small and quick, for tests.
-    pub const TINY: SeedSize = SeedSize { accounts: 6, conversations: 60, messages: 300 };
+    pub const TINY: SeedSize = SeedSize {
+        accounts: 6,
+        conversations: 60,
+        messages: 300,
+    };
 }
 
 /// What a seed run wrote.
@@ -53,7 +57,12 @@ impl std::fmt::Display for SeedReport {
         write!(
             f,
             "seeded {} accounts, {} users, {} conversations, {} messages, {} articles, {} invoices",
-            self.accounts, self.users, self.conversations, self.messages, self.articles, self.invoices
+            self.accounts,
+            self.users,
+            self.conversations,
+            self.messages,
+            self.articles,
+            self.invoices
         )
     }
 }
@@ -67,18 +76,66 @@ struct Ids(ChaCha8Rng);
 
 impl Ids {
     fn at<I: From<uuid::Uuid>>(&mut self, t: Timestamp) -> I {
-        I::from(ids::uuid_v7(t.as_millisecond().max(0) as u64, self.0.random()))
+        I::from(ids::uuid_v7(
+            t.as_millisecond().max(0) as u64,
+            self.0.random(),
+        ))
     }
 }
 
-const PRODUCT_AREAS: &[&str] = &["billing", "integrations", "reporting", "api", "sso", "mobile", "workflows"];
+const PRODUCT_AREAS: &[&str] = &[
+    "billing",
+    "integrations",
+    "reporting",
+    "api",
+    "sso",
+    "mobile",
+    "workflows",
+];
 const VERSIONS: &[&str] = &["4.2", "4.3", "5.0"];
-const TAGS: &[&str] = &["bug", "how-to", "refund", "upgrade", "outage", "feedback", "vip", "renewal", "onboarding"];
-const FIRST: &[&str] = &["Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca", "Mei", "Noah", "Olga", "Pavel"];
-const LAST: &[&str] = &["Silva", "Okafor", "Dubois", "Ivanov", "Larsen", "Haddad", "Kim", "Tanaka", "Rossi", "Novak", "Weber", "Moreau"];
-const COMPANY_A: &[&str] = &["Blue", "North", "Bright", "Silver", "Rapid", "Quiet", "Green", "Iron", "Lumen", "Atlas", "Nimbus", "Harbor"];
-const COMPANY_B: &[&str] = &["Labs", "Logistics", "Health", "Foods", "Analytics", "Robotics", "Media", "Finance", "Travel", "Studio"];
-const REGIONS: &[(&str, &str)] = &[("eu", "de"), ("eu", "fr"), ("us", "en"), ("uk", "en"), ("apac", "ja"), ("latam", "es")];
+const TAGS: &[&str] = &[
+    "bug",
+    "how-to",
+    "refund",
+    "upgrade",
+    "outage",
+    "feedback",
+    "vip",
+    "renewal",
+    "onboarding",
+];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Luca", "Mei", "Noah", "Olga", "Pavel",
+];
+const LAST: &[&str] = &[
+    "Silva", "Okafor", "Dubois", "Ivanov", "Larsen", "Haddad", "Kim", "Tanaka", "Rossi", "Novak",
+    "Weber", "Moreau",
+];
+const COMPANY_A: &[&str] = &[
+    "Blue", "North", "Bright", "Silver", "Rapid", "Quiet", "Green", "Iron", "Lumen", "Atlas",
+    "Nimbus", "Harbor",
+];
+const COMPANY_B: &[&str] = &[
+    "Labs",
+    "Logistics",
+    "Health",
+    "Foods",
+    "Analytics",
+    "Robotics",
+    "Media",
+    "Finance",
+    "Travel",
+    "Studio",
+];
+const REGIONS: &[(&str, &str)] = &[
+    ("eu", "de"),
+    ("eu", "fr"),
+    ("us", "en"),
+    ("uk", "en"),
+    ("apac", "ja"),
+    ("latam", "es"),
+];
 const SUBJECTS: &[&str] = &[
     "Can't export the monthly report",
     "SSO login loops back to the sign-in page",
@@ -112,7 +169,9 @@ const NOTE_LINES: &[&str] = &[
 ];
 
 fn fill(template: &str, area: &str, version: &str) -> String {
-    template.replace("{area}", area).replace("{version}", version)
+    template
+        .replace("{area}", area)
+        .replace("{version}", version)
 }
 
 /// Seeds an empty store. `anchor` is "now" for the demo: subscriptions'
@@ -124,7 +183,12 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
     let mut report = SeedReport::default();
     let password_hash = crate::auth::hash_password(DEMO_PASSWORD);
     let start = anchor - SignedDuration::from_hours(24 * 90);
-    tracing::info!(accounts = size.accounts, conversations = size.conversations, messages = size.messages, "seeding demo data");
+    tracing::info!(
+        accounts = size.accounts,
+        conversations = size.conversations,
+        messages = size.messages,
+        "seeding demo data"
+    );
 
     // Plans, teams, staff, knowledge: one transaction.
     let (plans, staff, teams) = store.write(Actor::SYSTEM, start, |w| {
@@ -133,7 +197,10 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
         report.articles = seed_knowledge(w, &mut ids, &mut rng, start, &staff)?;
         Ok((plans, staff, teams))
     })?;
-    let agents: Vec<&User> = staff.iter().filter(|u| matches!(u.role, Role::Agent | Role::Lead)).collect();
+    let agents: Vec<&User> = staff
+        .iter()
+        .filter(|u| matches!(u.role, Role::Agent | Role::Lead))
+        .collect();
     let csms: Vec<&User> = staff.iter().filter(|u| u.role == Role::Csm).collect();
 
     // Accounts with subscriptions, users, seats, usage and invoices.
@@ -143,7 +210,17 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
         let mut batch = store.write(Actor::SYSTEM, start, |w| {
             let mut out = Vec::new();
             for i in chunk_start..chunk_end {
-                out.push(seed_account(w, &mut ids, &mut rng, i, anchor, &plans, &csms, &password_hash, &mut report)?);
+                out.push(seed_account(
+                    w,
+                    &mut ids,
+                    &mut rng,
+                    i,
+                    anchor,
+                    &plans,
+                    &csms,
+                    &password_hash,
+                    &mut report,
+                )?);
             }
             Ok(out)
         })?;
@@ -151,7 +228,10 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
     }
     report.accounts = size.accounts;
     report.users += staff.len() as u32;
-    tracing::info!(accounts = size.accounts, "seeded accounts, plans, staff and knowledge");
+    tracing::info!(
+        accounts = size.accounts,
+        "seeded accounts, plans, staff and knowledge"
+    );
 
     // Conversations and messages, in batches so memory stays flat.
     let per = size.messages / size.conversations.max(1) as u64;
@@ -168,16 +248,23 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
                 // each pair of conversations trades a random number of messages.
                 let base = per + u64::from((i as u64) < extra);
                 let count = if i % 2 == 0 && i + 1 < size.conversations {
-                    carry = if per >= 2 { rng.random_range(0..=per / 2) } else { 0 };
+                    carry = if per >= 2 {
+                        rng.random_range(0..=per / 2)
+                    } else {
+                        0
+                    };
                     base + carry
                 } else if i % 2 == 1 {
                     base - carry
                 } else {
                     base
                 };
-                let opened = start + SignedDuration::from_secs(rng.random_range(0..span_secs.max(1)));
+                let opened =
+                    start + SignedDuration::from_secs(rng.random_range(0..span_secs.max(1)));
                 let (account, users) = &accounts[rng.random_range(0..accounts.len())];
-                seed_conversation(w, &mut ids, &mut rng, account, users, &agents, &teams, opened, anchor, count)?;
+                seed_conversation(
+                    w, &mut ids, &mut rng, account, users, &agents, &teams, opened, anchor, count,
+                )?;
                 report.messages += count;
             }
             Ok(())
@@ -185,7 +272,11 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
         report.conversations = last;
         let pct = (last as u64 * 100 / size.conversations.max(1) as u64) as u32;
         if pct / 10 > last_pct / 10 || last == size.conversations {
-            tracing::info!(conversations = last, messages = report.messages, "seeding: {pct}% of conversations written");
+            tracing::info!(
+                conversations = last,
+                messages = report.messages,
+                "seeding: {pct}% of conversations written"
+            );
             last_pct = pct;
         }
     }
@@ -195,12 +286,84 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
 
 #[allow(clippy::type_complexity)] // a literal table of plan specs reads best inline
 fn seed_plans(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp) -> Result<Vec<Plan>> {
-    let meter = |meter: &str, name: &str, unit: &str, included: Option<u64>| MeterLimit { meter: meter.into(), name: name.into(), unit: unit.into(), included };
+    let meter = |meter: &str, name: &str, unit: &str, included: Option<u64>| MeterLimit {
+        meter: meter.into(),
+        name: name.into(),
+        unit: unit.into(),
+        included,
+    };
     let specs: [(&str, &str, u8, i64, u32, u32, &[&str], Vec<MeterLimit>); 4] = [
-        ("starter", "Starter", 1, 1_000, 1, 5, &["dashboards", "email_support"], vec![meter("api_calls", "API calls", "calls", Some(10_000)), meter("storage_gb", "Storage", "GB", Some(5))]),
-        ("team", "Team", 2, 2_000, 3, 50, &["dashboards", "email_support", "workflows", "integrations"], vec![meter("api_calls", "API calls", "calls", Some(100_000)), meter("storage_gb", "Storage", "GB", Some(50))]),
-        ("business", "Business", 3, 4_000, 10, 500, &["dashboards", "email_support", "workflows", "integrations", "sso", "audit_log", "chat_support"], vec![meter("api_calls", "API calls", "calls", Some(1_000_000)), meter("storage_gb", "Storage", "GB", Some(500))]),
-        ("enterprise", "Enterprise", 4, 7_000, 50, 10_000, &["dashboards", "email_support", "workflows", "integrations", "sso", "audit_log", "chat_support", "video_support", "sandbox", "dedicated_csm"], vec![meter("api_calls", "API calls", "calls", None), meter("storage_gb", "Storage", "GB", Some(5_000))]),
+        (
+            "starter",
+            "Starter",
+            1,
+            1_000,
+            1,
+            5,
+            &["dashboards", "email_support"],
+            vec![
+                meter("api_calls", "API calls", "calls", Some(10_000)),
+                meter("storage_gb", "Storage", "GB", Some(5)),
+            ],
+        ),
+        (
+            "team",
+            "Team",
+            2,
+            2_000,
+            3,
+            50,
+            &["dashboards", "email_support", "workflows", "integrations"],
+            vec![
+                meter("api_calls", "API calls", "calls", Some(100_000)),
+                meter("storage_gb", "Storage", "GB", Some(50)),
+            ],
+        ),
+        (
+            "business",
+            "Business",
+            3,
+            4_000,
+            10,
+            500,
+            &[
+                "dashboards",
+                "email_support",
+                "workflows",
+                "integrations",
+                "sso",
+                "audit_log",
+                "chat_support",
+            ],
+            vec![
+                meter("api_calls", "API calls", "calls", Some(1_000_000)),
+                meter("storage_gb", "Storage", "GB", Some(500)),
+            ],
+        ),
+        (
+            "enterprise",
+            "Enterprise",
+            4,
+            7_000,
+            50,
+            10_000,
+            &[
+                "dashboards",
+                "email_support",
+                "workflows",
+                "integrations",
+                "sso",
+                "audit_log",
+                "chat_support",
+                "video_support",
+                "sandbox",
+                "dedicated_csm",
+            ],
+            vec![
+                meter("api_calls", "API calls", "calls", None),
+                meter("storage_gb", "Storage", "GB", Some(5_000)),
+            ],
+        ),
     ];
     let mut plans = Vec::new();
     for (code, name, tier, price, min, max, features, meters) in specs {
@@ -226,7 +389,14 @@ fn seed_plans(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp) -> Result<Vec<Pl
     Ok(plans)
 }
 
-fn staff_user(ids: &mut Ids, at: Timestamp, email: &str, name: &str, role: Role, teams: Vec<TeamId>) -> User {
+fn staff_user(
+    ids: &mut Ids,
+    at: Timestamp,
+    email: &str,
+    name: &str,
+    role: Role,
+    teams: Vec<TeamId>,
+) -> User {
     User {
         id: ids.at(at),
         account_id: None,
@@ -235,7 +405,11 @@ fn staff_user(ids: &mut Ids, at: Timestamp, email: &str, name: &str, role: Role,
         role,
         status: UserStatus::Active,
         team_ids: teams,
-        capacity: if matches!(role, Role::Agent | Role::Lead) { 12 } else { 0 },
+        capacity: if matches!(role, Role::Agent | Role::Lead) {
+            12
+        } else {
+            0
+        },
         away: false,
         last_seen_at: None,
         version: 0,
@@ -244,40 +418,125 @@ fn staff_user(ids: &mut Ids, at: Timestamp, email: &str, name: &str, role: Role,
     }
 }
 
-fn seed_staff(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, hash: &str) -> Result<(Vec<User>, Vec<Team>)> {
-    let team_specs = [("Frontline", "First response for every channel", "Europe/Berlin"), ("Billing", "Invoices, plans and refunds", "America/New_York"), ("Technical", "API, SSO and integrations", "Asia/Tokyo")];
+fn seed_staff(
+    w: &mut Writer<'_>,
+    ids: &mut Ids,
+    at: Timestamp,
+    hash: &str,
+) -> Result<(Vec<User>, Vec<Team>)> {
+    let team_specs = [
+        (
+            "Frontline",
+            "First response for every channel",
+            "Europe/Berlin",
+        ),
+        ("Billing", "Invoices, plans and refunds", "America/New_York"),
+        ("Technical", "API, SSO and integrations", "Asia/Tokyo"),
+    ];
     let mut teams: Vec<Team> = team_specs
         .iter()
-        .map(|(name, desc, tz)| Team { id: ids.at(at), name: (*name).into(), description: (*desc).into(), time_zone: (*tz).into(), member_ids: vec![], version: 0, created_at: at, updated_at: at })
+        .map(|(name, desc, tz)| Team {
+            id: ids.at(at),
+            name: (*name).into(),
+            description: (*desc).into(),
+            time_zone: (*tz).into(),
+            member_ids: vec![],
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        })
         .collect();
     let t = |i: usize| vec![teams[i].id];
     let mut staff = vec![
-        staff_user(ids, at, "admin@portico.test", "Alex Admin", Role::Admin, vec![]),
+        staff_user(
+            ids,
+            at,
+            "admin@portico.test",
+            "Alex Admin",
+            Role::Admin,
+            vec![],
+        ),
         staff_user(ids, at, "lead@portico.test", "Lee Lead", Role::Lead, t(0)),
-        staff_user(ids, at, "agent@portico.test", "Avery Agent", Role::Agent, t(0)),
+        staff_user(
+            ids,
+            at,
+            "agent@portico.test",
+            "Avery Agent",
+            Role::Agent,
+            t(0),
+        ),
         staff_user(ids, at, "csm@portico.test", "Casey CSM", Role::Csm, vec![]),
-        staff_user(ids, at, "csm2@portico.test", "Robin Success", Role::Csm, vec![]),
+        staff_user(
+            ids,
+            at,
+            "csm2@portico.test",
+            "Robin Success",
+            Role::Csm,
+            vec![],
+        ),
     ];
-    for (i, (first, last)) in [("Sam", "Frontline"), ("Kai", "Billing"), ("Noor", "Billing"), ("Jo", "Technical"), ("Ren", "Technical")].iter().enumerate() {
+    for (i, (first, last)) in [
+        ("Sam", "Frontline"),
+        ("Kai", "Billing"),
+        ("Noor", "Billing"),
+        ("Jo", "Technical"),
+        ("Ren", "Technical"),
+    ]
+    .iter()
+    .enumerate()
+    {
         let team = 1 + i / 2;
-        staff.push(staff_user(ids, at, &format!("{}@portico.test", first.to_lowercase()), &format!("{first} {last}"), Role::Agent, t(team.min(2))));
+        staff.push(staff_user(
+            ids,
+            at,
+            &format!("{}@portico.test", first.to_lowercase()),
+            &format!("{first} {last}"),
+            Role::Agent,
+            t(team.min(2)),
+        ));
     }
     for u in &mut staff {
         w.insert(u)?;
         crate::auth::set_password_hash(w, u.id, hash, at)?;
     }
     for team in &mut teams {
-        team.member_ids = staff.iter().filter(|u| u.team_ids.contains(&team.id)).map(|u| u.id).collect();
+        team.member_ids = staff
+            .iter()
+            .filter(|u| u.team_ids.contains(&team.id))
+            .map(|u| u.id)
+            .collect();
         w.insert(team)?;
     }
     Ok((staff, teams))
 }
 
-fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, rng: &mut ChaCha8Rng, at: Timestamp, staff: &[User]) -> Result<u32> {
-    let plan_sets: &[&[&str]] = &[&[], &[], &["business", "enterprise"], &["enterprise"], &["team", "business", "enterprise"]];
+fn seed_knowledge(
+    w: &mut Writer<'_>,
+    ids: &mut Ids,
+    rng: &mut ChaCha8Rng,
+    at: Timestamp,
+    staff: &[User],
+) -> Result<u32> {
+    let plan_sets: &[&[&str]] = &[
+        &[],
+        &[],
+        &["business", "enterprise"],
+        &["enterprise"],
+        &["team", "business", "enterprise"],
+    ];
     let mut n = 0;
     for (i, area) in PRODUCT_AREAS.iter().enumerate() {
-        for (j, topic) in ["Getting started with", "Troubleshooting", "Limits and quotas for", "Best practices for", "Admin guide:", "Known issues in"].iter().enumerate() {
+        for (j, topic) in [
+            "Getting started with",
+            "Troubleshooting",
+            "Limits and quotas for",
+            "Best practices for",
+            "Admin guide:",
+            "Known issues in",
+        ]
+        .iter()
+        .enumerate()
+        {
             let audience = match (i + j) % 6 {
                 0 => Audience::Public,
                 5 => Audience::Internal,
@@ -293,7 +552,14 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, rng: &mut ChaCha8Rng, at: T
             let title = format!("{topic} {area}");
             let mut a = Article {
                 id: ids.at(at),
-                slug: format!("{}-{}", area, title.to_lowercase().replace([' ', ':'], "-").replace("--", "-")),
+                slug: format!(
+                    "{}-{}",
+                    area,
+                    title
+                        .to_lowercase()
+                        .replace([' ', ':'], "-")
+                        .replace("--", "-")
+                ),
                 title: title.clone(),
                 summary: format!("How {area} works on version {version} and what to check first."),
                 body: format!(
@@ -303,7 +569,10 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, rng: &mut ChaCha8Rng, at: T
                     rng.random_range(1000..9999)
                 ),
                 product_area: (*area).into(),
-                plans: plan_sets[(i + 2 * j) % plan_sets.len()].iter().map(|s| s.to_string()).collect(),
+                plans: plan_sets[(i + 2 * j) % plan_sets.len()]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 versions: vec![version.into()],
                 locale: "en".into(),
                 audience,
@@ -334,10 +603,20 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, rng: &mut ChaCha8Rng, at: T
         id: ids.at(at),
         name: "Get your team productive".into(),
         plans: vec![],
-        steps: ["invite_team", "connect_integration", "first_dashboard", "set_up_sso"]
-            .iter()
-            .map(|k| OnboardingStep { key: (*k).into(), title: k.replace('_', " "), description: format!("Complete {}", k.replace('_', " ")), feature: (*k == "set_up_sso").then(|| "sso".into()) })
-            .collect(),
+        steps: [
+            "invite_team",
+            "connect_integration",
+            "first_dashboard",
+            "set_up_sso",
+        ]
+        .iter()
+        .map(|k| OnboardingStep {
+            key: (*k).into(),
+            title: k.replace('_', " "),
+            description: format!("Complete {}", k.replace('_', " ")),
+            feature: (*k == "set_up_sso").then(|| "sso".into()),
+        })
+        .collect(),
         version: 0,
         created_at: at,
         updated_at: at,
@@ -363,12 +642,20 @@ fn seed_account(
     let (name, domain) = if i == 0 {
         ("Acme Corp".to_string(), "acme.test".to_string())
     } else {
-        let n = format!("{} {}", COMPANY_A.choose(rng).unwrap(), COMPANY_B.choose(rng).unwrap());
+        let n = format!(
+            "{} {}",
+            COMPANY_A.choose(rng).unwrap(),
+            COMPANY_B.choose(rng).unwrap()
+        );
         let d = format!("{}-{}.test", n.to_lowercase().replace(' ', ""), i);
         (format!("{n} {i}"), d)
     };
     // Acme is on Team so the demo can show seat and plan changes both ways.
-    let plan = if i == 0 { &plans[1] } else { &plans[[0, 1, 1, 2, 2, 3][rng.random_range(0..6)]] };
+    let plan = if i == 0 {
+        &plans[1]
+    } else {
+        &plans[[0, 1, 1, 2, 2, 3][rng.random_range(0..6)]]
+    };
     let (region, language) = REGIONS[rng.random_range(0..REGIONS.len())];
     let key = plan.tier >= 3 && rng.random_bool(0.5) || i == 0;
     let mut account = Account {
@@ -377,12 +664,25 @@ fn seed_account(
         domain: domain.clone(),
         region: region.into(),
         language: language.into(),
-        csm_owner_id: if key { csms.choose(rng).map(|u| u.id) } else { None },
+        csm_owner_id: if key {
+            csms.choose(rng).map(|u| u.id)
+        } else {
+            None
+        },
         key_account: key,
-        lifecycle_stage: [LifecycleStage::Onboarding, LifecycleStage::Active, LifecycleStage::Active, LifecycleStage::AtRisk][rng.random_range(0..4)],
+        lifecycle_stage: [
+            LifecycleStage::Onboarding,
+            LifecycleStage::Active,
+            LifecycleStage::Active,
+            LifecycleStage::AtRisk,
+        ][rng.random_range(0..4)],
         health_score: rng.random_range(15..100),
         mrr: 0,
-        notes: if key { "Exec sponsor wants a quarterly review.".into() } else { String::new() },
+        notes: if key {
+            "Exec sponsor wants a quarterly review.".into()
+        } else {
+            String::new()
+        },
         version: 0,
         created_at: created,
         updated_at: created,
@@ -394,12 +694,22 @@ fn seed_account(
         "business" => rng.random_range(12..=40),
         _ => rng.random_range(50..=80),
     };
-    let users_wanted = if i == 0 { seats - 2 } else if rng.random_bool(0.3) { seats } else { rng.random_range(1..=seats) };
+    let users_wanted = if i == 0 {
+        seats - 2
+    } else if rng.random_bool(0.3) {
+        seats
+    } else {
+        rng.random_range(1..=seats)
+    };
     account.mrr = plan.seat_price * seats as i64;
     w.insert(&mut account)?;
 
     let period_start = anchor - SignedDuration::from_hours(24 * rng.random_range(1..28));
-    let period_end = period_start.to_zoned(jiff::tz::TimeZone::UTC).checked_add(1.month()).expect("in range").timestamp();
+    let period_end = period_start
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(1.month())
+        .expect("in range")
+        .timestamp();
     let mut sub = Subscription {
         id: ids.at(created),
         account_id: account.id,
@@ -421,13 +731,29 @@ fn seed_account(
     let mut users = Vec::new();
     for u in 0..users_wanted {
         let (email, uname, role) = match (i, u) {
-            (0, 0) => ("admin@acme.test".to_string(), "Ada Acme".to_string(), Role::CustomerAdmin),
-            (0, 1) => ("member@acme.test".to_string(), "Milo Member".to_string(), Role::CustomerMember),
+            (0, 0) => (
+                "admin@acme.test".to_string(),
+                "Ada Acme".to_string(),
+                Role::CustomerAdmin,
+            ),
+            (0, 1) => (
+                "member@acme.test".to_string(),
+                "Milo Member".to_string(),
+                Role::CustomerMember,
+            ),
             _ => {
                 let f = FIRST.choose(rng).unwrap();
                 let l = LAST.choose(rng).unwrap();
-                let role = if u == 0 { Role::CustomerAdmin } else { Role::CustomerMember };
-                (format!("{}.{}{}@{domain}", f.to_lowercase(), l.to_lowercase(), u), format!("{f} {l}"), role)
+                let role = if u == 0 {
+                    Role::CustomerAdmin
+                } else {
+                    Role::CustomerMember
+                };
+                (
+                    format!("{}.{}{}@{domain}", f.to_lowercase(), l.to_lowercase(), u),
+                    format!("{f} {l}"),
+                    role,
+                )
             }
         };
         let mut user = User {
@@ -447,7 +773,15 @@ fn seed_account(
         };
         w.insert(&mut user)?;
         crate::auth::set_password_hash(w, user.id, hash, created)?;
-        let mut seat = Seat { id: ids.at(created), account_id: account.id, user_id: user.id, assigned_at: created, version: 0, created_at: created, updated_at: created };
+        let mut seat = Seat {
+            id: ids.at(created),
+            account_id: account.id,
+            user_id: user.id,
+            assigned_at: created,
+            version: 0,
+            created_at: created,
+            updated_at: created,
+        };
         w.insert(&mut seat)?;
         users.push(user);
     }
@@ -478,8 +812,14 @@ fn seed_account(
     // Three past monthly invoices: two paid, the latest paid, open or overdue.
     let zoned = period_start.to_zoned(jiff::tz::TimeZone::UTC);
     for k in (1..=3).rev() {
-        let ps = zoned.checked_sub((k as i64).months()).expect("in range").timestamp();
-        let pe = zoned.checked_sub(((k - 1) as i64).months()).expect("in range").timestamp();
+        let ps = zoned
+            .checked_sub((k as i64).months())
+            .expect("in range")
+            .timestamp();
+        let pe = zoned
+            .checked_sub(((k - 1) as i64).months())
+            .expect("in range")
+            .timestamp();
         let subtotal = plan.seat_price * seats as i64;
         let tax = portico_model::billing::tax(subtotal, sub.tax_rate_bps);
         let status = match (k, rng.random_range(0..10)) {
@@ -498,13 +838,26 @@ fn seed_account(
             period_end: pe,
             issued_at: ps,
             due_at: due,
-            paid_at: (status == InvoiceStatus::Paid).then(|| ps + SignedDuration::from_hours(24 * 3)),
-            lines: vec![InvoiceLine { kind: InvoiceLineKind::Subscription, description: format!("{} plan, {seats} seats", plan.name), quantity: seats, unit_amount: plan.seat_price, amount: subtotal, period_start: ps, period_end: pe }],
+            paid_at: (status == InvoiceStatus::Paid)
+                .then(|| ps + SignedDuration::from_hours(24 * 3)),
+            lines: vec![InvoiceLine {
+                kind: InvoiceLineKind::Subscription,
+                description: format!("{} plan, {seats} seats", plan.name),
+                quantity: seats,
+                unit_amount: plan.seat_price,
+                amount: subtotal,
+                period_start: ps,
+                period_end: pe,
+            }],
             subtotal,
             tax_rate_bps: sub.tax_rate_bps,
             tax,
             total: subtotal + tax,
-            amount_due: if status == InvoiceStatus::Paid { 0 } else { subtotal + tax },
+            amount_due: if status == InvoiceStatus::Paid {
+                0
+            } else {
+                subtotal + tax
+            },
             version: 0,
             created_at: ps,
             updated_at: ps,
@@ -540,7 +893,15 @@ fn seed_conversation(
         t += gap;
     }
     let last = times.last().copied().unwrap_or(opened);
-    let status = [ConversationStatus::Open, ConversationStatus::Open, ConversationStatus::Pending, ConversationStatus::Snoozed, ConversationStatus::Resolved, ConversationStatus::Resolved, ConversationStatus::Resolved][rng.random_range(0..7)];
+    let status = [
+        ConversationStatus::Open,
+        ConversationStatus::Open,
+        ConversationStatus::Pending,
+        ConversationStatus::Snoozed,
+        ConversationStatus::Resolved,
+        ConversationStatus::Resolved,
+        ConversationStatus::Resolved,
+    ][rng.random_range(0..7)];
     let assigned = rng.random_bool(0.8);
     let mut tags: Vec<String> = Vec::new();
     for _ in 0..rng.random_range(0..3) {
@@ -553,7 +914,13 @@ fn seed_conversation(
     let mut conv = Conversation {
         id: ids.at(opened),
         account_id: account.id,
-        channel: [Channel::Chat, Channel::Chat, Channel::Email, Channel::Email, Channel::Video][rng.random_range(0..5)],
+        channel: [
+            Channel::Chat,
+            Channel::Chat,
+            Channel::Email,
+            Channel::Email,
+            Channel::Video,
+        ][rng.random_range(0..5)],
         subject: SUBJECTS.choose(rng).unwrap().to_string(),
         status,
         requester_id: requester.id,
@@ -561,10 +928,24 @@ fn seed_conversation(
         request_id: None,
         last_message_at: last,
         message_count: messages as u32,
-        snoozed_until: (status == ConversationStatus::Snoozed).then(|| anchor + SignedDuration::from_hours(rng.random_range(1..72))),
-        priority: if account.key_account && rng.random_bool(0.3) { Priority::High } else { [Priority::Low, Priority::Normal, Priority::Normal, Priority::High, Priority::Urgent][rng.random_range(0..5)] },
+        snoozed_until: (status == ConversationStatus::Snoozed)
+            .then(|| anchor + SignedDuration::from_hours(rng.random_range(1..72))),
+        priority: if account.key_account && rng.random_bool(0.3) {
+            Priority::High
+        } else {
+            [
+                Priority::Low,
+                Priority::Normal,
+                Priority::Normal,
+                Priority::High,
+                Priority::Urgent,
+            ][rng.random_range(0..5)]
+        },
         assignee_id: assigned.then_some(agent.id),
-        team_id: teams.iter().find(|t| agent.team_ids.contains(&t.id)).map(|t| t.id),
+        team_id: teams
+            .iter()
+            .find(|t| agent.team_ids.contains(&t.id))
+            .map(|t| t.id),
         tags,
         version: 0,
         created_at: opened,
@@ -603,10 +984,17 @@ fn seed_conversation(
         let mut req = Request {
             id: ids.at(opened),
             account_id: account.id,
-            kind: [RequestKind::Support, RequestKind::Bug, RequestKind::Feature][rng.random_range(0..3)],
+            kind: [RequestKind::Support, RequestKind::Bug, RequestKind::Feature]
+                [rng.random_range(0..3)],
             title: conv.subject.clone(),
             body: fill(CUSTOMER_LINES[0], area, version),
-            status: [RequestStatus::New, RequestStatus::Open, RequestStatus::InProgress, RequestStatus::Planned, RequestStatus::Resolved][rng.random_range(0..5)],
+            status: [
+                RequestStatus::New,
+                RequestStatus::Open,
+                RequestStatus::InProgress,
+                RequestStatus::Planned,
+                RequestStatus::Resolved,
+            ][rng.random_range(0..5)],
             priority: conv.priority,
             product_area: area.into(),
             requester_id: requester.id,

@@ -38,12 +38,18 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub const SYSTEM: Actor = Actor { user_id: None, role: None };
+    pub const SYSTEM: Actor = Actor {
+        user_id: None,
+        role: None,
+    };
 }
 
 impl From<&portico_model::Viewer> for Actor {
     fn from(v: &portico_model::Viewer) -> Self {
-        Actor { user_id: Some(v.user_id), role: Some(v.role) }
+        Actor {
+            user_id: Some(v.user_id),
+            role: Some(v.role),
+        }
     }
 }
 
@@ -59,14 +65,16 @@ impl Store {
              PRAGMA busy_timeout = 5000;",
         )?;
         migrate(&writer)?;
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
-        });
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(|c| c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;"));
         let readers = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)?;
-        Ok(Store { writer: Mutex::new(writer), readers })
+        Ok(Store {
+            writer: Mutex::new(writer),
+            readers,
+        })
     }
 
     /// Runs `f` on a read-only connection. Blocking: call from a blocking task.
@@ -78,8 +86,16 @@ impl Store {
     /// Runs `f` in one write transaction stamped with `at` and `actor`. The
     /// transaction commits if `f` returns `Ok`, and rolls back otherwise, so a
     /// failed operation leaves no record and no change-log row behind.
-    pub fn write<T>(&self, actor: Actor, at: Timestamp, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub fn write<T>(
+        &self,
+        actor: Actor,
+        at: Timestamp,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut w = Writer { tx, at, actor };
         let out = f(&mut w)?;
@@ -90,7 +106,10 @@ impl Store {
     /// Runs `f` on the writer connection outside any domain transaction: for
     /// auth bookkeeping (tokens, credentials) that is not a record.
     pub fn write_raw<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut conn)
     }
 }
@@ -146,10 +165,15 @@ impl Writer<'_> {
         let data = serde_json::to_string(rec).expect("records always serialize");
         let id = rec.uuid().to_string();
         let account = rec.account_id().map(|a| a.to_string());
-        let sql = format!("INSERT INTO {} (id, account_id, version, data) VALUES (?1, ?2, 1, ?3)", R::KIND.table());
+        let sql = format!(
+            "INSERT INTO {} (id, account_id, version, data) VALUES (?1, ?2, 1, ?3)",
+            R::KIND.table()
+        );
         match self.tx.execute(&sql, params![id, account, data]) {
             Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, msg)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 tracing::debug!(?msg, "insert hit a unique constraint");
                 return Err(PortalError::Conflict(format!(
                     "a {} with the same id or unique field already exists",
@@ -158,7 +182,14 @@ impl Writer<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        self.log(R::KIND, &id, account.as_deref(), ChangeOp::Upsert, 1, Some(&data))
+        self.log(
+            R::KIND,
+            &id,
+            account.as_deref(),
+            ChangeOp::Upsert,
+            1,
+            Some(&data),
+        )
     }
 
     /// Stores a changed record. `rec.version` must be the version it was read
@@ -174,29 +205,57 @@ impl Writer<'_> {
             "UPDATE {} SET version = ?1, data = ?2, account_id = ?3 WHERE id = ?4 AND version = ?5",
             R::KIND.table()
         );
-        let n = self.tx.execute(&sql, params![expected + 1, data, account, id, expected])?;
+        let n = self
+            .tx
+            .execute(&sql, params![expected + 1, data, account, id, expected])?;
         if n == 0 {
             let actual = current_version(&self.tx, R::KIND, &id)?
                 .ok_or_else(|| PortalError::not_found(R::KIND, &id))?;
-            return Err(PortalError::VersionConflict { kind: R::KIND.as_str(), expected, actual });
+            return Err(PortalError::VersionConflict {
+                kind: R::KIND.as_str(),
+                expected,
+                actual,
+            });
         }
-        self.log(R::KIND, &id, account.as_deref(), ChangeOp::Upsert, expected + 1, Some(&data))
+        self.log(
+            R::KIND,
+            &id,
+            account.as_deref(),
+            ChangeOp::Upsert,
+            expected + 1,
+            Some(&data),
+        )
     }
 
     /// Removes a record; the change log keeps a tombstone.
     pub fn delete<R: Record>(&mut self, rec: &R) -> Result<()> {
         let id = rec.uuid().to_string();
         let account = rec.account_id().map(|a| a.to_string());
-        let sql = format!("DELETE FROM {} WHERE id = ?1 AND version = ?2", R::KIND.table());
+        let sql = format!(
+            "DELETE FROM {} WHERE id = ?1 AND version = ?2",
+            R::KIND.table()
+        );
         if self.tx.execute(&sql, params![id, rec.version()])? == 0 {
             return Err(PortalError::not_found(R::KIND, &id));
         }
-        self.log(R::KIND, &id, account.as_deref(), ChangeOp::Delete, rec.version() + 1, None)
+        self.log(
+            R::KIND,
+            &id,
+            account.as_deref(),
+            ChangeOp::Delete,
+            rec.version() + 1,
+            None,
+        )
     }
 
     /// Records who did what to which record. Audit events are records too,
     /// so they reach staff through the same feed.
-    pub fn audit<R: Record>(&mut self, action: &str, rec: &R, detail: serde_json::Value) -> Result<()> {
+    pub fn audit<R: Record>(
+        &mut self,
+        action: &str,
+        rec: &R,
+        detail: serde_json::Value,
+    ) -> Result<()> {
         let mut event = AuditEvent {
             id: self.new_id::<AuditEventId>(),
             account_id: rec.account_id(),
@@ -213,7 +272,15 @@ impl Writer<'_> {
         self.insert(&mut event)
     }
 
-    fn log(&self, kind: Kind, id: &str, account: Option<&str>, op: ChangeOp, version: u64, row: Option<&str>) -> Result<()> {
+    fn log(
+        &self,
+        kind: Kind,
+        id: &str,
+        account: Option<&str>,
+        op: ChangeOp,
+        version: u64,
+        row: Option<&str>,
+    ) -> Result<()> {
         let op = match op {
             ChangeOp::Upsert => "upsert",
             ChangeOp::Delete => "delete",
@@ -240,13 +307,18 @@ fn current_version(conn: &Connection, kind: Kind, id: &str) -> Result<Option<u64
 
 /// Parses the `data` column of a record table.
 pub fn parse<R: Record>(data: &str) -> Result<R> {
-    serde_json::from_str(data).map_err(|source| PortalError::Corrupt { kind: R::KIND, source })
+    serde_json::from_str(data).map_err(|source| PortalError::Corrupt {
+        kind: R::KIND,
+        source,
+    })
 }
 
 /// One record by id.
 pub fn get<R: Record>(conn: &Connection, id: Uuid) -> Result<Option<R>> {
     let sql = format!("SELECT data FROM {} WHERE id = ?1", R::KIND.table());
-    let data: Option<String> = conn.query_row(&sql, [id.to_string()], |r| r.get(0)).optional()?;
+    let data: Option<String> = conn
+        .query_row(&sql, [id.to_string()], |r| r.get(0))
+        .optional()?;
     data.as_deref().map(parse).transpose()
 }
 
@@ -256,7 +328,11 @@ pub fn require<R: Record>(conn: &Connection, id: Uuid) -> Result<R> {
 }
 
 /// Records selected by `sql`, which must select the `data` column first.
-pub fn query<R: Record>(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<R>> {
+pub fn query<R: Record>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<R>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -277,12 +353,23 @@ pub fn list_for_account<R: Record>(
         "SELECT data FROM {} WHERE account_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
         R::KIND.table()
     );
-    query(conn, &sql, params![account.to_string(), before_key(before), limit as i64])
+    query(
+        conn,
+        &sql,
+        params![account.to_string(), before_key(before), limit as i64],
+    )
 }
 
 /// A page of all records of a kind, newest first, strictly before `before`.
-pub fn list_all<R: Record>(conn: &Connection, before: Option<Uuid>, limit: usize) -> Result<Vec<R>> {
-    let sql = format!("SELECT data FROM {} WHERE id < ?1 ORDER BY id DESC LIMIT ?2", R::KIND.table());
+pub fn list_all<R: Record>(
+    conn: &Connection,
+    before: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<R>> {
+    let sql = format!(
+        "SELECT data FROM {} WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        R::KIND.table()
+    );
     query(conn, &sql, params![before_key(before), limit as i64])
 }
 
@@ -292,7 +379,14 @@ fn before_key(before: Option<Uuid>) -> String {
 }
 
 /// Counts rows of a kind matching an account (e.g. seats held).
-pub fn count_for_account(conn: &Connection, kind: Kind, account: portico_model::AccountId) -> Result<u32> {
-    let sql = format!("SELECT count(*) FROM {} WHERE account_id = ?1", kind.table());
+pub fn count_for_account(
+    conn: &Connection,
+    kind: Kind,
+    account: portico_model::AccountId,
+) -> Result<u32> {
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE account_id = ?1",
+        kind.table()
+    );
     Ok(conn.query_row(&sql, [account.to_string()], |r| r.get(0))?)
 }

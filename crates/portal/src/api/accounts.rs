@@ -8,7 +8,7 @@ use portico_model::wire::{AccountPatch, InviteUser, Page, UserPatch};
 use portico_model::*;
 use serde_json::{Map, Value};
 
-use super::{Auth, ApiError, AppState, Json, Path, PageQuery, Query, authorize, page_of, shape};
+use super::{ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, page_of, shape};
 use crate::error::{PortalError, Result};
 use crate::store::{self, Actor, Writer};
 
@@ -17,24 +17,40 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/accounts", get(list))
         .route("/v1/accounts/{id}", get(read).patch(patch))
         .route("/v1/accounts/{id}/users", get(list_users).post(invite_user))
-        .route("/v1/accounts/{id}/users/{user_id}", patch_route(set_role).delete(remove_user))
+        .route(
+            "/v1/accounts/{id}/users/{user_id}",
+            patch_route(set_role).delete(remove_user),
+        )
 }
 
 /// Staff see every account; a customer sees a list of one, its own.
-async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     let limit = q.limit()?;
     let before = q.id_cursor()?;
     let v = viewer.clone();
     let accounts: Vec<Account> = st
         .read(move |c| match v.account_id.filter(|_| !v.is_staff()) {
-            Some(own) => Ok(store::get(c, own.0)?.into_iter().filter(|a: &Account| before.is_none_or(|b| a.id.0 < b)).collect()),
+            Some(own) => Ok(store::get(c, own.0)?
+                .into_iter()
+                .filter(|a: &Account| before.is_none_or(|b| a.id.0 < b))
+                .collect()),
             None => store::list_all(c, before, limit),
         })
         .await?;
-    Ok(Json(page_of(&viewer, accounts, limit, |a| a.id.to_string())))
+    Ok(Json(page_of(&viewer, accounts, limit, |a| {
+        a.id.to_string()
+    })))
 }
 
-async fn read(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let account: Account = st.read(move |c| store::require(c, id.0)).await?;
     Ok(shape(&viewer, &account)?)
@@ -42,7 +58,12 @@ async fn read(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<Acc
 
 /// Customer admins edit the profile (name, language); staff also the
 /// account-management fields (key account, lifecycle, CSM, health, notes).
-async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Json(p): Json<AccountPatch>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn patch(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Json(p): Json<AccountPatch>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     if p.touches_staff_fields() {
         authorize(&viewer, Action::UpdateAccountStaffFields, Kind::Account, id)?;
@@ -55,7 +76,11 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<Ac
             if let Some(expected) = p.if_version
                 && expected != a.version
             {
-                return Err(PortalError::VersionConflict { kind: "account", expected, actual: a.version });
+                return Err(PortalError::VersionConflict {
+                    kind: "account",
+                    expected,
+                    actual: a.version,
+                });
             }
             if let Some(n) = p.name {
                 a.name = n;
@@ -92,16 +117,28 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<Ac
     Ok(shape(&viewer, &account)?)
 }
 
-async fn list_users(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Query(q): Query<PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list_users(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let limit = q.limit()?;
     let before = q.id_cursor()?;
-    let users: Vec<User> = st.read(move |c| store::list_for_account(c, id, before, limit)).await?;
+    let users: Vec<User> = st
+        .read(move |c| store::list_for_account(c, id, before, limit))
+        .await?;
     Ok(Json(page_of(&viewer, users, limit, |u| u.id.to_string())))
 }
 
 /// Invites a user into a free seat. The seat is held from the invitation on.
-async fn invite_user(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Json(input): Json<InviteUser>) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
+async fn invite_user(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Json(input): Json<InviteUser>,
+) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
     input.validate()?;
     let user = st
@@ -130,22 +167,43 @@ async fn invite_user(State(st): State<AppState>, Auth(viewer): Auth, Path(id): P
                 updated_at: w.at(),
             };
             w.insert(&mut user).map_err(|e| match e {
-                PortalError::Conflict(_) => PortalError::Conflict(format!("{} already has a Portico user", user.email)),
+                PortalError::Conflict(_) => {
+                    PortalError::Conflict(format!("{} already has a Portico user", user.email))
+                }
                 other => other,
             })?;
-            let mut seat = Seat { id: w.new_id(), account_id: id, user_id: user.id, assigned_at: w.at(), version: 0, created_at: w.at(), updated_at: w.at() };
+            let mut seat = Seat {
+                id: w.new_id(),
+                account_id: id,
+                user_id: user.id,
+                assigned_at: w.at(),
+                version: 0,
+                created_at: w.at(),
+                updated_at: w.at(),
+            };
             w.insert(&mut seat)?;
-            w.audit("user.invited", &user, serde_json::json!({ "role": user.role }))?;
+            w.audit(
+                "user.invited",
+                &user,
+                serde_json::json!({ "role": user.role }),
+            )?;
             Ok(user)
         })
         .await?;
     Ok((StatusCode::CREATED, shape(&viewer, &user)?))
 }
 
-pub(super) fn subscription_of(w: &rusqlite::Connection, account: AccountId) -> Result<Subscription> {
-    store::query::<Subscription>(w, "SELECT data FROM subscriptions WHERE account_id = ?1", [account.to_string()])?
-        .pop()
-        .ok_or_else(|| PortalError::Conflict("the account has no subscription".into()))
+pub(super) fn subscription_of(
+    w: &rusqlite::Connection,
+    account: AccountId,
+) -> Result<Subscription> {
+    store::query::<Subscription>(
+        w,
+        "SELECT data FROM subscriptions WHERE account_id = ?1",
+        [account.to_string()],
+    )?
+    .pop()
+    .ok_or_else(|| PortalError::Conflict("the account has no subscription".into()))
 }
 
 /// Loads a user of `account`, hiding users of other accounts as missing.
@@ -158,14 +216,25 @@ fn account_user(w: &Writer<'_>, account: AccountId, user: UserId) -> Result<User
 }
 
 fn admins_left(w: &Writer<'_>, account: AccountId, without: UserId) -> Result<usize> {
-    let users: Vec<User> = store::query(w, "SELECT data FROM users WHERE account_id = ?1", [account.to_string()])?;
+    let users: Vec<User> = store::query(
+        w,
+        "SELECT data FROM users WHERE account_id = ?1",
+        [account.to_string()],
+    )?;
     Ok(users
         .iter()
-        .filter(|u| u.id != without && u.role == Role::CustomerAdmin && u.status != UserStatus::Disabled)
+        .filter(|u| {
+            u.id != without && u.role == Role::CustomerAdmin && u.status != UserStatus::Disabled
+        })
         .count())
 }
 
-async fn set_role(State(st): State<AppState>, Auth(viewer): Auth, Path((id, user_id)): Path<(AccountId, UserId)>, Json(p): Json<UserPatch>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn set_role(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path((id, user_id)): Path<(AccountId, UserId)>,
+    Json(p): Json<UserPatch>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
     if !p.role.is_customer() {
         return Err(Invalid::new("role", "must be customer_admin or customer_member").into());
@@ -173,13 +242,23 @@ async fn set_role(State(st): State<AppState>, Auth(viewer): Auth, Path((id, user
     let user = st
         .write(Actor::from(&viewer), move |w| {
             let mut u = account_user(w, id, user_id)?;
-            if u.role == Role::CustomerAdmin && p.role != Role::CustomerAdmin && admins_left(w, id, u.id)? == 0 {
-                return Err(PortalError::Conflict("an account needs at least one administrator; promote someone else first".into()));
+            if u.role == Role::CustomerAdmin
+                && p.role != Role::CustomerAdmin
+                && admins_left(w, id, u.id)? == 0
+            {
+                return Err(PortalError::Conflict(
+                    "an account needs at least one administrator; promote someone else first"
+                        .into(),
+                ));
             }
             let from = u.role;
             u.role = p.role;
             w.update(&mut u)?;
-            w.audit("user.role_changed", &u, serde_json::json!({ "from": from, "to": u.role }))?;
+            w.audit(
+                "user.role_changed",
+                &u,
+                serde_json::json!({ "from": from, "to": u.role }),
+            )?;
             Ok(u)
         })
         .await?;
@@ -187,7 +266,11 @@ async fn set_role(State(st): State<AppState>, Auth(viewer): Auth, Path((id, user
 }
 
 /// Removes a user: disables them, frees their seat and ends their sessions.
-async fn remove_user(State(st): State<AppState>, Auth(viewer): Auth, Path((id, user_id)): Path<(AccountId, UserId)>) -> Result<StatusCode, ApiError> {
+async fn remove_user(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path((id, user_id)): Path<(AccountId, UserId)>,
+) -> Result<StatusCode, ApiError> {
     authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
     let at = st.clock.now();
     st.write(Actor::from(&viewer), move |w| {
@@ -196,15 +279,24 @@ async fn remove_user(State(st): State<AppState>, Auth(viewer): Auth, Path((id, u
             return Err(PortalError::not_found(Kind::User, user_id));
         }
         if u.role == Role::CustomerAdmin && admins_left(w, id, u.id)? == 0 {
-            return Err(PortalError::Conflict("an account needs at least one administrator; promote someone else first".into()));
+            return Err(PortalError::Conflict(
+                "an account needs at least one administrator; promote someone else first".into(),
+            ));
         }
         u.status = UserStatus::Disabled;
         w.update(&mut u)?;
-        let seats: Vec<Seat> = store::query(w, "SELECT data FROM seats WHERE user_id = ?1", [u.id.to_string()])?;
+        let seats: Vec<Seat> = store::query(
+            w,
+            "SELECT data FROM seats WHERE user_id = ?1",
+            [u.id.to_string()],
+        )?;
         for seat in &seats {
             w.delete(seat)?;
         }
-        w.execute("UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", rusqlite::params![u.id.to_string(), at.as_second()])?;
+        w.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            rusqlite::params![u.id.to_string(), at.as_second()],
+        )?;
         w.audit("user.removed", &u, Value::Null)?;
         Ok(())
     })

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::accounts::subscription_of;
-use super::{Auth, ApiError, AppState, Json, Path, PageQuery, Query, authorize, page_of, shape};
+use super::{ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, page_of, shape};
 use crate::error::{PortalError, Result};
 use crate::store::{self, Actor};
 
@@ -30,23 +30,42 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/accounts/{id}/seats", get(seats))
         .route("/v1/accounts/{id}/invoices", get(list_invoices))
         .route("/v1/accounts/{id}/invoices/{invoice_id}", get(read_invoice))
-        .route("/v1/accounts/{id}/invoices/{invoice_id}/document", get(invoice_document))
+        .route(
+            "/v1/accounts/{id}/invoices/{invoice_id}/document",
+            get(invoice_document),
+        )
         .route("/v1/accounts/{id}/usage", get(usage))
 }
 
-async fn list_plans(State(st): State<AppState>, Auth(viewer): Auth) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
-    let plans: Vec<Plan> = st.read(|c| store::query(c, "SELECT data FROM plans ORDER BY data ->> '$.tier'", [])).await?;
+async fn list_plans(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+    let plans: Vec<Plan> = st
+        .read(|c| store::query(c, "SELECT data FROM plans ORDER BY data ->> '$.tier'", []))
+        .await?;
     let items = plans.iter().filter_map(|p| redact(&viewer, p)).collect();
-    Ok(Json(Page { items, next_cursor: None }))
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }
 
-async fn read_subscription(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read_subscription(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let sub = st.read(move |c| subscription_of(c, id)).await?;
     Ok(shape(&viewer, &sub)?)
 }
 
-async fn seats(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>) -> Result<Json<SeatSummary>, ApiError> {
+async fn seats(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+) -> Result<Json<SeatSummary>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let summary = st
         .read(move |c| {
@@ -66,14 +85,29 @@ async fn seats(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<Ac
 }
 
 /// Seats only → `ManageSeats`; a new plan → `ChangePlan`.
-fn authorize_change(viewer: &Viewer, account: AccountId, change: &SubscriptionChange, current_plan: PlanId) -> Result<()> {
+fn authorize_change(
+    viewer: &Viewer,
+    account: AccountId,
+    change: &SubscriptionChange,
+    current_plan: PlanId,
+) -> Result<()> {
     let plan_changes = change.plan_id.is_some_and(|p| p != current_plan);
-    let action = if plan_changes { Action::ChangePlan(account) } else { Action::ManageSeats(account) };
+    let action = if plan_changes {
+        Action::ChangePlan(account)
+    } else {
+        Action::ManageSeats(account)
+    };
     authorize(viewer, action, Kind::Account, account)
 }
 
 /// Prices the change inside the caller's transaction, from current state.
-fn price(c: &rusqlite::Connection, viewer: &Viewer, account: AccountId, change: &SubscriptionChange, at: jiff::Timestamp) -> Result<(Subscription, Quote)> {
+fn price(
+    c: &rusqlite::Connection,
+    viewer: &Viewer,
+    account: AccountId,
+    change: &SubscriptionChange,
+    at: jiff::Timestamp,
+) -> Result<(Subscription, Quote)> {
     let sub = subscription_of(c, account)?;
     authorize_change(viewer, account, change, sub.plan_id)?;
     let from_plan: Plan = store::require(c, sub.plan_id.0)?;
@@ -85,18 +119,34 @@ fn price(c: &rusqlite::Connection, viewer: &Viewer, account: AccountId, change: 
         return Err(Invalid::new("body", "give plan_id, seats, or both").into());
     }
     let assigned = store::count_for_account(c, Kind::Seat, account)?;
-    let req = ChangeRequest { to_plan: &to_plan, to_seats: change.seats.unwrap_or(sub.seats), timing: change.timing, at };
+    let req = ChangeRequest {
+        to_plan: &to_plan,
+        to_seats: change.seats.unwrap_or(sub.seats),
+        timing: change.timing,
+        at,
+    };
     let quote = billing::quote(&sub, &from_plan, assigned, req)?;
     Ok((sub, quote))
 }
 
-async fn preview(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Json(change): Json<SubscriptionChange>) -> Result<Json<Quote>, ApiError> {
+async fn preview(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Json(change): Json<SubscriptionChange>,
+) -> Result<Json<Quote>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     if change.proration_at.is_some() {
-        return Err(Invalid::new("proration_at", "is set by the preview; send it only to confirm").into());
+        return Err(Invalid::new(
+            "proration_at",
+            "is set by the preview; send it only to confirm",
+        )
+        .into());
     }
     let at = st.clock.now();
-    let quote = st.read(move |c| price(c, &viewer, id, &change, at).map(|(_, q)| q)).await?;
+    let quote = st
+        .read(move |c| price(c, &viewer, id, &change, at).map(|(_, q)| q))
+        .await?;
     Ok(Json(quote))
 }
 
@@ -110,14 +160,27 @@ struct ChangeResult {
 
 /// Applies a change. Runs in one write transaction, so concurrent seat
 /// changes are priced and checked one after another and never oversell.
-async fn change(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Json(change): Json<SubscriptionChange>) -> Result<Json<ChangeResult>, ApiError> {
+async fn change(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Json(change): Json<SubscriptionChange>,
+) -> Result<Json<ChangeResult>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let now = st.clock.now();
     let at = match change.proration_at {
         None => now,
-        Some(t) if t <= now && now.duration_since(t) <= SignedDuration::from_secs(QUOTE_VALID_SECS) => t,
+        Some(t)
+            if t <= now && now.duration_since(t) <= SignedDuration::from_secs(QUOTE_VALID_SECS) =>
+        {
+            t
+        }
         Some(_) => {
-            return Err(Invalid::new("proration_at", "the preview has expired or is from the future; preview the change again").into());
+            return Err(Invalid::new(
+                "proration_at",
+                "the preview has expired or is from the future; preview the change again",
+            )
+            .into());
         }
     };
     let v = viewer.clone();
@@ -153,26 +216,58 @@ async fn change(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<A
             } else {
                 None
             };
-            let action = if quote.from_plan_id == quote.to_plan_id { "subscription.seats_changed" } else { "subscription.plan_changed" };
-            w.audit(action, &next, serde_json::to_value(&quote).expect("quotes serialize"))?;
+            let action = if quote.from_plan_id == quote.to_plan_id {
+                "subscription.seats_changed"
+            } else {
+                "subscription.plan_changed"
+            };
+            w.audit(
+                action,
+                &next,
+                serde_json::to_value(&quote).expect("quotes serialize"),
+            )?;
             Ok((quote, next, invoice))
         })
         .await?;
-    let subscription = redact(&viewer, &sub).ok_or_else(|| PortalError::not_found(Kind::Subscription, sub.id))?;
+    let subscription =
+        redact(&viewer, &sub).ok_or_else(|| PortalError::not_found(Kind::Subscription, sub.id))?;
     let invoice = invoice.and_then(|i| redact(&viewer, &i));
-    Ok(Json(ChangeResult { quote, subscription, invoice }))
+    Ok(Json(ChangeResult {
+        quote,
+        subscription,
+        invoice,
+    }))
 }
 
-async fn list_invoices(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>, Query(q): Query<PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list_invoices(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     authorize(&viewer, Action::ReadInvoices(id), Kind::Account, id)?;
     let limit = q.limit()?;
     let before = q.id_cursor()?;
-    let invoices: Vec<Invoice> = st.read(move |c| store::list_for_account(c, id, before, limit)).await?;
-    Ok(Json(page_of(&viewer, invoices, limit, |i| i.id.to_string())))
+    let invoices: Vec<Invoice> = st
+        .read(move |c| store::list_for_account(c, id, before, limit))
+        .await?;
+    Ok(Json(page_of(&viewer, invoices, limit, |i| {
+        i.id.to_string()
+    })))
 }
 
-async fn load_invoice(st: &AppState, viewer: &Viewer, account: AccountId, invoice: InvoiceId) -> Result<Invoice> {
-    authorize(viewer, Action::ReadInvoices(account), Kind::Account, account)?;
+async fn load_invoice(
+    st: &AppState,
+    viewer: &Viewer,
+    account: AccountId,
+    invoice: InvoiceId,
+) -> Result<Invoice> {
+    authorize(
+        viewer,
+        Action::ReadInvoices(account),
+        Kind::Account,
+        account,
+    )?;
     let inv: Invoice = st.read(move |c| store::require(c, invoice.0)).await?;
     if inv.account_id != account {
         return Err(PortalError::not_found(Kind::Invoice, invoice));
@@ -180,27 +275,56 @@ async fn load_invoice(st: &AppState, viewer: &Viewer, account: AccountId, invoic
     Ok(inv)
 }
 
-async fn read_invoice(State(st): State<AppState>, Auth(viewer): Auth, Path((id, invoice_id)): Path<(AccountId, InvoiceId)>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read_invoice(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path((id, invoice_id)): Path<(AccountId, InvoiceId)>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let inv = load_invoice(&st, &viewer, id, invoice_id).await?;
     Ok(shape(&viewer, &inv)?)
 }
 
 /// The invoice as a printable HTML document, sent as a download.
-async fn invoice_document(State(st): State<AppState>, Auth(viewer): Auth, Path((id, invoice_id)): Path<(AccountId, InvoiceId)>) -> Result<impl IntoResponse, ApiError> {
+async fn invoice_document(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path((id, invoice_id)): Path<(AccountId, InvoiceId)>,
+) -> Result<impl IntoResponse, ApiError> {
     let inv = load_invoice(&st, &viewer, id, invoice_id).await?;
     let account: Account = st.read(move |c| store::require(c, id.0)).await?;
     let html = crate::invoices::render(&inv, &account);
     let disposition = format!("attachment; filename=\"{}.html\"", inv.number);
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], html))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        html,
+    ))
 }
 
-async fn usage(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<AccountId>) -> Result<Json<Vec<UsageLine>>, ApiError> {
+async fn usage(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+) -> Result<Json<Vec<UsageLine>>, ApiError> {
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
-    let meters: Vec<UsageMeter> = st.read(move |c| store::query(c, "SELECT data FROM usage_meters WHERE account_id = ?1 ORDER BY data ->> '$.meter'", [id.to_string()])).await?;
+    let meters: Vec<UsageMeter> = st
+        .read(move |c| {
+            store::query(
+                c,
+                "SELECT data FROM usage_meters WHERE account_id = ?1 ORDER BY data ->> '$.meter'",
+                [id.to_string()],
+            )
+        })
+        .await?;
     let lines = meters
         .into_iter()
         .map(|m| UsageLine {
-            percent: m.limit.filter(|l| *l > 0).map(|l| m.used.saturating_mul(100) / l),
+            percent: m
+                .limit
+                .filter(|l| *l > 0)
+                .map(|l| m.used.saturating_mul(100) / l),
             over_limit: m.limit.is_some_and(|l| m.used > l),
             meter: m.meter,
             name: m.name,

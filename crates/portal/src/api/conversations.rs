@@ -10,7 +10,10 @@ use rusqlite::types::Value as Sql;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Auth, ApiError, AppState, Json, Path, Query, authorize, bad_cursor, decode_cursor, encode_cursor, shape};
+use super::{
+    ApiError, AppState, Auth, Json, Path, Query, authorize, bad_cursor, decode_cursor,
+    encode_cursor, shape,
+};
 use crate::error::{PortalError, Result};
 use crate::store::{self, Actor, Writer};
 
@@ -18,7 +21,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/conversations", get(list).post(create))
         .route("/v1/conversations/{id}", get(read).patch(patch))
-        .route("/v1/conversations/{id}/messages", get(list_messages).post(post_message))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(list_messages).post(post_message),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,9 +41,21 @@ pub struct ListQuery {
 }
 
 /// Conversations, most recently updated first. Customers see their account's.
-async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<ListQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
-    let limit = super::PageQuery { limit: q.limit, cursor: None }.limit()?;
-    let account = if viewer.is_staff() { q.account_id } else { viewer.account_id };
+async fn list(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+    let limit = super::PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let account = if viewer.is_staff() {
+        q.account_id
+    } else {
+        viewer.account_id
+    };
     if !viewer.is_staff() && q.account_id.is_some_and(|a| Some(a) != viewer.account_id) {
         return Err(PortalError::not_found(Kind::Account, q.account_id.unwrap()).into());
     }
@@ -81,12 +99,20 @@ async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<Li
                 args.push(Sql::Integer(ts));
                 let n = args.len();
                 args.push(Sql::Text(id.to_string()));
-                sql.push_str(&format!(" AND (updated_ts < ?{n} OR (updated_ts = ?{n} AND id < ?{}))", n + 1));
+                sql.push_str(&format!(
+                    " AND (updated_ts < ?{n} OR (updated_ts = ?{n} AND id < ?{}))",
+                    n + 1
+                ));
             }
             args.push(Sql::Integer(limit as i64));
-            sql.push_str(&format!(" ORDER BY updated_ts DESC, id DESC LIMIT ?{}", args.len()));
+            sql.push_str(&format!(
+                " ORDER BY updated_ts DESC, id DESC LIMIT ?{}",
+                args.len()
+            ));
             let mut stmt = c.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
             let mut out = Vec::new();
             for row in rows {
                 let (data, ts) = row?;
@@ -95,33 +121,66 @@ async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<Li
             Ok(out)
         })
         .await?;
-    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|(r, ts)| encode_cursor(&format!("{ts}:{}", r.id)))).flatten();
-    let items = rows.iter().filter_map(|(r, _)| redact(&viewer, r)).collect();
+    let next_cursor = (rows.len() == limit)
+        .then(|| {
+            rows.last()
+                .map(|(r, ts)| encode_cursor(&format!("{ts}:{}", r.id)))
+        })
+        .flatten();
+    let items = rows
+        .iter()
+        .filter_map(|(r, _)| redact(&viewer, r))
+        .collect();
     Ok(Json(Page { items, next_cursor }))
 }
 
-async fn read(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uuid::Uuid>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<uuid::Uuid>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let conv: Conversation = st.read(move |c| store::require(c, id)).await?;
     Ok(shape(&viewer, &conv)?)
 }
 
 /// Opens a conversation with its first message.
-async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Json<NewConversation>) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
+async fn create(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(input): Json<NewConversation>,
+) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     input.validate()?;
     let account = if viewer.is_staff() {
-        input.account_id.ok_or_else(|| Invalid::new("account_id", "staff must say which account the conversation is with"))?
+        input.account_id.ok_or_else(|| {
+            Invalid::new(
+                "account_id",
+                "staff must say which account the conversation is with",
+            )
+        })?
     } else {
-        if input.account_id.is_some_and(|a| Some(a) != viewer.account_id) {
+        if input
+            .account_id
+            .is_some_and(|a| Some(a) != viewer.account_id)
+        {
             return Err(PortalError::not_found(Kind::Account, input.account_id.unwrap()).into());
         }
         viewer.account_id.expect("customers always have an account")
     };
-    authorize(&viewer, Action::OpenRequest(account), Kind::Account, account)?;
+    authorize(
+        &viewer,
+        Action::OpenRequest(account),
+        Kind::Account,
+        account,
+    )?;
     let v = viewer.clone();
     let conv = st
         .write(Actor::from(&viewer), move |w| {
             let _: Account = store::require(w, account.0)?;
-            let requester = if v.is_staff() { primary_user(w, account)? } else { v.user_id };
+            let requester = if v.is_staff() {
+                primary_user(w, account)?
+            } else {
+                v.user_id
+            };
             let mut conv = Conversation {
                 id: w.new_id(),
                 account_id: account,
@@ -143,7 +202,12 @@ async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Jso
                 updated_at: w.at(),
             };
             w.insert(&mut conv)?;
-            let msg = NewMessage { id: None, internal: false, body: input.body, mentions: vec![] };
+            let msg = NewMessage {
+                id: None,
+                internal: false,
+                body: input.body,
+                mentions: vec![],
+            };
             append_message(w, &v, &mut conv, msg)?;
             Ok(conv)
         })
@@ -153,12 +217,23 @@ async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Jso
 
 /// The account's first admin stands in as requester when staff open a thread.
 fn primary_user(w: &Writer<'_>, account: AccountId) -> Result<UserId> {
-    let users: Vec<User> = store::query(w, "SELECT data FROM users WHERE account_id = ?1 ORDER BY id LIMIT 1", [account.to_string()])?;
-    users.first().map(|u| u.id).ok_or_else(|| Invalid::new("account_id", "the account has no users to converse with").into())
+    let users: Vec<User> = store::query(
+        w,
+        "SELECT data FROM users WHERE account_id = ?1 ORDER BY id LIMIT 1",
+        [account.to_string()],
+    )?;
+    users.first().map(|u| u.id).ok_or_else(|| {
+        Invalid::new("account_id", "the account has no users to converse with").into()
+    })
 }
 
 /// Staff triage: status, snooze, priority, assignee, team, tags.
-async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uuid::Uuid>, Json(p): Json<ConversationPatch>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn patch(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<uuid::Uuid>,
+    Json(p): Json<ConversationPatch>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let v = viewer.clone();
     let conv = st
         .write(Actor::from(&viewer), move |w| {
@@ -171,10 +246,16 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uu
             if let Some(expected) = p.if_version
                 && expected != conv.version
             {
-                return Err(PortalError::VersionConflict { kind: "conversation", expected, actual: conv.version });
+                return Err(PortalError::VersionConflict {
+                    kind: "conversation",
+                    expected,
+                    actual: conv.version,
+                });
             }
             if p.is_empty() {
-                return Err(Invalid::new("body", "nothing to change: give at least one field").into());
+                return Err(
+                    Invalid::new("body", "nothing to change: give at least one field").into(),
+                );
             }
             let before = serde_json::to_value(&conv).expect("records serialize");
             if let Some(s) = p.status {
@@ -191,9 +272,14 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uu
             }
             if let Some(a) = p.assignee_id {
                 if let Some(user) = a {
-                    let u: User = store::get(w, user.0)?.ok_or_else(|| Invalid::new("assignee_id", "no such staff user"))?;
+                    let u: User = store::get(w, user.0)?
+                        .ok_or_else(|| Invalid::new("assignee_id", "no such staff user"))?;
                     if !u.role.is_staff() {
-                        return Err(Invalid::new("assignee_id", "conversations are assigned to staff, not customers").into());
+                        return Err(Invalid::new(
+                            "assignee_id",
+                            "conversations are assigned to staff, not customers",
+                        )
+                        .into());
                     }
                 }
                 conv.assignee_id = a;
@@ -213,7 +299,11 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uu
                 }
             }
             w.update(&mut conv)?;
-            w.audit("conversation.updated", &conv, serde_json::json!({ "before": changed_fields(&before, &conv) }))?;
+            w.audit(
+                "conversation.updated",
+                &conv,
+                serde_json::json!({ "before": changed_fields(&before, &conv) }),
+            )?;
             Ok(conv)
         })
         .await?;
@@ -234,7 +324,12 @@ fn changed_fields(before: &Value, after: &Conversation) -> Value {
     Value::Object(out)
 }
 
-async fn list_messages(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uuid::Uuid>, Query(q): Query<super::PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list_messages(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<uuid::Uuid>,
+    Query(q): Query<super::PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     let limit = q.limit()?;
     let after = q.id_cursor()?;
     let v = viewer.clone();
@@ -251,12 +346,19 @@ async fn list_messages(State(st): State<AppState>, Auth(viewer): Auth, Path(id):
             )
         })
         .await?;
-    Ok(Json(super::page_of(&viewer, msgs, limit, |m| m.id.to_string())))
+    Ok(Json(super::page_of(&viewer, msgs, limit, |m| {
+        m.id.to_string()
+    })))
 }
 
 /// Posts a reply or internal note. A client-minted `id` makes retries safe:
 /// the same id and body again returns the stored message, not a copy.
-async fn post_message(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<uuid::Uuid>, Json(input): Json<NewMessage>) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
+async fn post_message(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<uuid::Uuid>,
+    Json(input): Json<NewMessage>,
+) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     input.validate()?;
     let v = viewer.clone();
     let (msg, created) = st
@@ -268,21 +370,35 @@ async fn post_message(State(st): State<AppState>, Auth(viewer): Auth, Path(id): 
             if let Some(mid) = input.id
                 && let Some(existing) = store::get::<Message>(w, mid.0)?
             {
-                if existing.conversation_id == conv.id && existing.body == input.body && existing.author_id == Some(v.user_id) {
+                if existing.conversation_id == conv.id
+                    && existing.body == input.body
+                    && existing.author_id == Some(v.user_id)
+                {
                     return Ok((existing, false));
                 }
-                return Err(PortalError::Conflict(format!("message id {mid} is already used for another message")));
+                return Err(PortalError::Conflict(format!(
+                    "message id {mid} is already used for another message"
+                )));
             }
             let msg = append_message(w, &v, &mut conv, input)?;
             Ok((msg, true))
         })
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, shape(&viewer, &msg)?))
 }
 
 /// Appends a message and bumps the conversation; shared by create and reply.
-fn append_message(w: &mut Writer<'_>, v: &Viewer, conv: &mut Conversation, input: NewMessage) -> Result<Message> {
+fn append_message(
+    w: &mut Writer<'_>,
+    v: &Viewer,
+    conv: &mut Conversation,
+    input: NewMessage,
+) -> Result<Message> {
     let kind = match (v.is_staff(), input.internal) {
         (true, true) => {
             authorize(v, Action::PostInternalNote, Kind::Conversation, conv.id)?;
@@ -290,7 +406,12 @@ fn append_message(w: &mut Writer<'_>, v: &Viewer, conv: &mut Conversation, input
         }
         (true, false) => MessageKind::Agent,
         (false, false) => {
-            authorize(v, Action::PostReply(conv.account_id), Kind::Conversation, conv.id)?;
+            authorize(
+                v,
+                Action::PostReply(conv.account_id),
+                Kind::Conversation,
+                conv.id,
+            )?;
             MessageKind::Customer
         }
         (false, true) => return Err(PortalError::Forbidden("internal notes are for staff")),

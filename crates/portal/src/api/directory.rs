@@ -7,7 +7,7 @@ use portico_model::wire::{Me, Page};
 use portico_model::*;
 use serde_json::{Map, Value};
 
-use super::{Auth, ApiError, AppState, Json, PageQuery, Query, authorize, page_of};
+use super::{ApiError, AppState, Auth, Json, PageQuery, Query, authorize, page_of};
 use crate::error::PortalError;
 use crate::store;
 
@@ -30,13 +30,18 @@ async fn me(State(st): State<AppState>, Auth(viewer): Auth) -> Result<Json<Me>, 
             Ok((user, account))
         })
         .await?;
-    let user = redact(&viewer, &user).ok_or_else(|| PortalError::not_found(Kind::User, viewer.user_id))?;
+    let user =
+        redact(&viewer, &user).ok_or_else(|| PortalError::not_found(Kind::User, viewer.user_id))?;
     let account = account.and_then(|a| redact(&viewer, &a));
     Ok(Json(Me { user, account }))
 }
 
 /// The staff directory (staff only), newest first.
-async fn list_users(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list_users(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     authorize(&viewer, Action::ReadStaffDirectory, Kind::User, "directory")?;
     let limit = q.limit()?;
     let before = q.id_cursor()?;
@@ -52,9 +57,17 @@ async fn list_users(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Qu
     Ok(Json(page_of(&viewer, users, limit, |u| u.id.to_string())))
 }
 
-async fn list_teams(State(st): State<AppState>, Auth(viewer): Auth) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list_teams(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     authorize(&viewer, Action::ReadStaffDirectory, Kind::Team, "directory")?;
-    let teams: Vec<Team> = st.read(|c| store::query(c, "SELECT data FROM teams ORDER BY data ->> '$.name'", [])).await?;
+    let teams: Vec<Team> = st
+        .read(|c| store::query(c, "SELECT data FROM teams ORDER BY data ->> '$.name'", []))
+        .await?;
     let items = teams.iter().filter_map(|t| redact(&viewer, t)).collect();
-    Ok(Json(Page { items, next_cursor: None }))
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -8,7 +8,7 @@ use portico_model::wire::{ArticleInput, Page};
 use portico_model::*;
 use serde_json::{Map, Value};
 
-use super::{Auth, ApiError, AppState, Json, Path, PageQuery, Query, authorize, shape};
+use super::{ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, shape};
 use crate::error::{PortalError, Result};
 use crate::store::{self, Actor};
 
@@ -21,7 +21,11 @@ pub fn routes() -> Router<AppState> {
 /// Articles the viewer may read, newest first. Hidden rows are skipped while
 /// filling the page, so a customer's page is full even when most rows are
 /// internal.
-async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     let limit = q.limit()?;
     let mut before = q.id_cursor()?;
     let mut items = Vec::new();
@@ -38,26 +42,41 @@ async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<Pa
             }
         }
         if items.len() == limit || exhausted {
-            let next_cursor = (items.len() == limit).then(|| super::encode_cursor(&before.expect("a full page has a last row").to_string()));
+            let next_cursor = (items.len() == limit).then(|| {
+                super::encode_cursor(&before.expect("a full page has a last row").to_string())
+            });
             return Ok(Json(Page { items, next_cursor }));
         }
     }
 }
 
-async fn read(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<ArticleId>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<ArticleId>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let a: Article = st.read(move |c| store::require(c, id.0)).await?;
     Ok(shape(&viewer, &a)?)
 }
 
 fn check_state_change(viewer: &Viewer, id: impl ToString, to: ArticleState) -> Result<()> {
-    authorize(viewer, Action::WriteKnowledge, Kind::Article, id.to_string())?;
+    authorize(
+        viewer,
+        Action::WriteKnowledge,
+        Kind::Article,
+        id.to_string(),
+    )?;
     if matches!(to, ArticleState::Approved | ArticleState::Archived) {
         authorize(viewer, Action::ApproveKnowledge, Kind::Article, id)?;
     }
     Ok(())
 }
 
-async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Json<ArticleInput>) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
+async fn create(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(input): Json<ArticleInput>,
+) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     let state = input.state.unwrap_or(ArticleState::Draft);
     check_state_change(&viewer, "new", state)?;
     let v = viewer.clone();
@@ -88,7 +107,12 @@ async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Jso
     Ok((StatusCode::CREATED, shape(&viewer, &article)?))
 }
 
-async fn update(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<ArticleId>, Json(input): Json<ArticleInput>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn update(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<ArticleId>,
+    Json(input): Json<ArticleInput>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     authorize(&viewer, Action::WriteKnowledge, Kind::Article, id)?;
     let v = viewer.clone();
     let article = st
@@ -97,7 +121,11 @@ async fn update(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<A
             if let Some(expected) = input.if_version
                 && expected != a.version
             {
-                return Err(PortalError::VersionConflict { kind: "article", expected, actual: a.version });
+                return Err(PortalError::VersionConflict {
+                    kind: "article",
+                    expected,
+                    actual: a.version,
+                });
             }
             let state = input.state.unwrap_or(a.state);
             if state != a.state {
@@ -118,7 +146,11 @@ async fn update(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<A
             a.audience = input.audience;
             a.state = state;
             w.update(&mut a)?;
-            w.audit("article.updated", &a, serde_json::json!({ "state_from": from, "state_to": state }))?;
+            w.audit(
+                "article.updated",
+                &a,
+                serde_json::json!({ "state_from": from, "state_to": state }),
+            )?;
             Ok(a)
         })
         .await?;

@@ -15,12 +15,12 @@ mod sync;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portico_model::wire::{API_VERSION, ErrorBody, ErrorDetail, Page};
@@ -49,13 +49,23 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
-        AppState { store, clock, limiter: Arc::new(LoginLimiter::new(10, 15 * 60)), secure_cookies: false }
+        AppState {
+            store,
+            clock,
+            limiter: Arc::new(LoginLimiter::new(10, 15 * 60)),
+            secure_cookies: false,
+        }
     }
 
     /// Runs a read on a pooled connection off the async threads.
-    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f)).await.map_err(|_| PortalError::Unavailable)?
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(|_| PortalError::Unavailable)?
     }
 
     /// Runs one write transaction at the clock's current time.
@@ -66,13 +76,20 @@ impl AppState {
     ) -> Result<T> {
         let store = self.store.clone();
         let at = self.clock.now();
-        tokio::task::spawn_blocking(move || store.write(actor, at, f)).await.map_err(|_| PortalError::Unavailable)?
+        tokio::task::spawn_blocking(move || store.write(actor, at, f))
+            .await
+            .map_err(|_| PortalError::Unavailable)?
     }
 
     /// Runs blocking work that needs the whole store (auth bookkeeping).
-    pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Store) -> Result<T> + Send + 'static) -> Result<T> {
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| PortalError::Unavailable)?
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|_| PortalError::Unavailable)?
     }
 }
 
@@ -87,15 +104,30 @@ pub fn router(state: AppState) -> Router {
         .merge(knowledge::routes())
         .merge(directory::routes())
         .merge(sync::routes())
-        .fallback(|| async { ApiError(PortalError::NotFound { kind: "route", id: "for this method and path".into() }) })
+        .fallback(|| async {
+            ApiError(PortalError::NotFound {
+                kind: "route",
+                id: "for this method and path".into(),
+            })
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn health(state: axum::extract::State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let seq: i64 = state.read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| r.get(0))?)).await?;
-    Ok(axum::Json(serde_json::json!({ "status": "ok", "api_version": API_VERSION, "seq": seq })))
+    let seq: i64 = state
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await?;
+    Ok(axum::Json(
+        serde_json::json!({ "status": "ok", "api_version": API_VERSION, "seq": seq }),
+    ))
 }
 
 /// An error on its way out as JSON.
@@ -110,7 +142,13 @@ impl<E: Into<PortalError>> From<E> for ApiError {
 
 impl ApiError {
     fn plain(status: StatusCode, code: &str, message: String) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: code.into(), message, field: None } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message,
+                field: None,
+            },
+        };
         (status, axum::Json(body)).into_response()
     }
 }
@@ -124,11 +162,22 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %e, code = e.code(), "request refused");
         }
-        let message = if status.is_server_error() { "internal error; the server log has details".into() } else { e.to_string() };
-        let body = ErrorBody { error: ErrorDetail { code: e.code().into(), message, field: e.field().map(str::to_owned) } };
+        let message = if status.is_server_error() {
+            "internal error; the server log has details".into()
+        } else {
+            e.to_string()
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: e.code().into(),
+                message,
+                field: e.field().map(str::to_owned),
+            },
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if let PortalError::RateLimited { retry_after_secs } = e {
-            resp.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
         }
         resp
     }
@@ -156,12 +205,26 @@ impl From<JsonRejection> for BodyError {
 impl IntoResponse for BodyError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self.0 {
-            JsonRejection::JsonSyntaxError(e) => (StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {}", source_text(e))),
-            JsonRejection::JsonDataError(e) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("the body does not fit: {}", source_text(e))),
-            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as JSON with Content-Type: application/json".to_owned()),
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {MAX_BODY_BYTES} bytes"))
-            }
+            JsonRejection::JsonSyntaxError(e) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {}", source_text(e)),
+            ),
+            JsonRejection::JsonDataError(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("the body does not fit: {}", source_text(e)),
+            ),
+            JsonRejection::MissingJsonContentType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json".to_owned(),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
             other => (other.status(), "invalid_body", other.body_text()),
         };
         ApiError::plain(status, code, message)
@@ -192,7 +255,11 @@ impl From<QueryRejection> for QueryError {
 
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        ApiError::plain(StatusCode::BAD_REQUEST, "invalid_query", format!("the query string does not fit: {}", source_text(&self.0)))
+        ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("the query string does not fit: {}", source_text(&self.0)),
+        )
     }
 }
 
@@ -211,7 +278,14 @@ impl From<PathRejection> for PathError {
 
 impl IntoResponse for PathError {
     fn into_response(self) -> Response {
-        ApiError::plain(StatusCode::BAD_REQUEST, "invalid_id", format!("the path does not fit: {}; ids are UUIDs", source_text(&self.0)))
+        ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!(
+                "the path does not fit: {}; ids are UUIDs",
+                source_text(&self.0)
+            ),
+        )
     }
 }
 
@@ -220,7 +294,10 @@ pub struct Auth(pub Viewer);
 
 /// The raw credential a request carried, for sign-out.
 pub fn presented_token(parts: &axum::http::HeaderMap) -> Option<String> {
-    if let Some(h) = parts.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(h) = parts
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
     }
     let cookies = parts.get_all(header::COOKIE);
@@ -239,11 +316,17 @@ pub fn presented_token(parts: &axum::http::HeaderMap) -> Option<String> {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = presented_token(&parts.headers)
-            .ok_or(PortalError::Unauthenticated("send Authorization: Bearer <token> or sign in for a session cookie"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = presented_token(&parts.headers).ok_or(PortalError::Unauthenticated(
+            "send Authorization: Bearer <token> or sign in for a session cookie",
+        ))?;
         let at = state.clock.now();
-        let viewer = state.read(move |c| crate::auth::viewer_for_token(c, &token, at)).await?;
+        let viewer = state
+            .read(move |c| crate::auth::viewer_for_token(c, &token, at))
+            .await?;
         Ok(Auth(viewer))
     }
 }
@@ -264,18 +347,33 @@ impl PageQuery {
         match self.limit {
             None => Ok(DEFAULT_PAGE),
             Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(_) => Err(portico_model::Invalid::new("limit", format!("must be between 1 and {MAX_PAGE}")).into()),
+            Some(_) => Err(portico_model::Invalid::new(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            )
+            .into()),
         }
     }
 
     /// The id cursor of id-ordered lists.
     pub fn id_cursor(&self) -> Result<Option<uuid::Uuid>> {
-        self.cursor.as_deref().map(|c| decode_cursor(c).and_then(|s| s.parse().ok()).ok_or_else(bad_cursor)).transpose()
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                decode_cursor(c)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(bad_cursor)
+            })
+            .transpose()
     }
 }
 
 pub fn bad_cursor() -> PortalError {
-    portico_model::Invalid::new("cursor", "is not a cursor this server issued; start from the first page").into()
+    portico_model::Invalid::new(
+        "cursor",
+        "is not a cursor this server issued; start from the first page",
+    )
+    .into()
 }
 
 pub fn encode_cursor(raw: &str) -> String {
@@ -283,14 +381,27 @@ pub fn encode_cursor(raw: &str) -> String {
 }
 
 pub fn decode_cursor(c: &str) -> Option<String> {
-    URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| String::from_utf8(b).ok())
+    URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 /// Redacts a page of records for `viewer`, dropping hidden rows; the cursor
 /// comes from the last record fetched so hidden rows never stall paging.
-pub fn page_of<R: Visible>(viewer: &Viewer, records: Vec<R>, limit: usize, cursor: impl Fn(&R) -> String) -> Page<Map<String, Value>> {
-    let next_cursor = (records.len() == limit).then(|| records.last().map(|r| encode_cursor(&cursor(r)))).flatten();
-    let items = records.iter().filter_map(|r| portico_model::redact(viewer, r)).collect();
+pub fn page_of<R: Visible>(
+    viewer: &Viewer,
+    records: Vec<R>,
+    limit: usize,
+    cursor: impl Fn(&R) -> String,
+) -> Page<Map<String, Value>> {
+    let next_cursor = (records.len() == limit)
+        .then(|| records.last().map(|r| encode_cursor(&cursor(r))))
+        .flatten();
+    let items = records
+        .iter()
+        .filter_map(|r| portico_model::redact(viewer, r))
+        .collect();
     Page { items, next_cursor }
 }
 
@@ -302,6 +413,11 @@ pub fn shape<R: Visible>(viewer: &Viewer, record: &R) -> Result<Json<Map<String,
 }
 
 /// Authorizes or fails with the policy's reason (hidden accounts look missing).
-pub fn authorize(viewer: &Viewer, action: portico_model::Action, kind: portico_model::Kind, id: impl ToString) -> Result<()> {
+pub fn authorize(
+    viewer: &Viewer,
+    action: portico_model::Action,
+    kind: portico_model::Kind,
+    id: impl ToString,
+) -> Result<()> {
     portico_model::authorize(viewer, action).map_err(|d| PortalError::denied(d, kind, id))
 }

@@ -6,11 +6,11 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use portico_model::wire::{Login, Me};
 use portico_model::{User, redact};
 use serde::Deserialize;
@@ -23,7 +23,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
-        .route("/oauth/authorize", get(authorize_page).post(authorize_submit))
+        .route(
+            "/oauth/authorize",
+            get(authorize_page).post(authorize_submit),
+        )
         .route("/oauth/token", post(token))
         .route("/oauth/revoke", post(revoke))
 }
@@ -38,7 +41,9 @@ async fn sign_in(st: &AppState, email: String, password: String, ip: String) -> 
     let at = st.clock.now();
     let email_key = format!("email:{}", email.to_lowercase());
     st.limiter.check(&[&email_key, &ip], at)?;
-    let result = st.read(move |c| auth::check_password(c, &email, &password)).await;
+    let result = st
+        .read(move |c| auth::check_password(c, &email, &password))
+        .await;
     match &result {
         Ok(_) => st.limiter.succeeded(&email_key),
         Err(PortalError::Unauthenticated(_)) => {
@@ -56,18 +61,27 @@ fn session_cookie(st: &AppState, token: &str, max_age: i64) -> String {
 }
 
 /// Password sign-in for the web portal: sets the session cookie.
-async fn login(State(st): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(input): Json<Login>) -> Result<Response, ApiError> {
+async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(input): Json<Login>,
+) -> Result<Response, ApiError> {
     let user = sign_in(&st, input.email, input.password, client_ip(addr)).await?;
     let at = st.clock.now();
     let uid = user.id;
-    let token = st.blocking(move |s| auth::start_session(s, uid, at)).await?;
+    let token = st
+        .blocking(move |s| auth::start_session(s, uid, at))
+        .await?;
     let viewer = st.read(move |c| auth::viewer_for_user(c, &user)).await?;
     let me_user: User = {
         let id = viewer.user_id.0;
         st.read(move |c| crate::store::require(c, id)).await?
     };
     let account = match viewer.account_id {
-        Some(a) => st.read(move |c| crate::store::get::<portico_model::Account>(c, a.0)).await?,
+        Some(a) => {
+            st.read(move |c| crate::store::get::<portico_model::Account>(c, a.0))
+                .await?
+        }
         None => None,
     };
     let me = Me {
@@ -80,10 +94,16 @@ async fn login(State(st): State<AppState>, ConnectInfo(addr): ConnectInfo<Socket
 
 /// Ends the session or token the request carries, and clears the cookie.
 async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let token = presented_token(&headers).ok_or(PortalError::Unauthenticated("nothing to sign out of"))?;
+    let token =
+        presented_token(&headers).ok_or(PortalError::Unauthenticated("nothing to sign out of"))?;
     let at = st.clock.now();
-    st.blocking(move |s| auth::end_session(s, &token, at)).await?;
-    Ok(([(header::SET_COOKIE, session_cookie(&st, "", 0))], StatusCode::NO_CONTENT).into_response())
+    st.blocking(move |s| auth::end_session(s, &token, at))
+        .await?;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&st, "", 0))],
+        StatusCode::NO_CONTENT,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,11 +140,21 @@ impl AuthorizeParams {
 /// An invalid client or redirect URI is shown to the person, never
 /// redirected to (RFC 6749 §4.1.2.1).
 fn error_page(status: StatusCode, message: &str) -> Response {
-    (status, Html(page("Sign-in problem", &format!("<p class=err>{}</p>", escape(message))))).into_response()
+    (
+        status,
+        Html(page(
+            "Sign-in problem",
+            &format!("<p class=err>{}</p>", escape(message)),
+        )),
+    )
+        .into_response()
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -147,35 +177,52 @@ fn sign_in_form(p: &AuthorizeParams, error: Option<&str>) -> Response {
     .iter()
     .map(|(k, v)| format!("<input type=hidden name={k} value=\"{}\">", escape(v)))
     .collect::<String>();
-    let err = error.map(|e| format!("<p class=err role=alert>{}</p>", escape(e))).unwrap_or_default();
+    let err = error
+        .map(|e| format!("<p class=err role=alert>{}</p>", escape(e)))
+        .unwrap_or_default();
     let body = format!(
         "<h1>Sign in to Portico Inbox</h1>{err}<form method=post action=/oauth/authorize>{hidden}\
          <label>Email <input name=email type=email autocomplete=username required autofocus></label>\
          <label>Password <input name=password type=password autocomplete=current-password required></label>\
          <button type=submit>Sign in</button></form>"
     );
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     (status, Html(page("Sign in", &body))).into_response()
 }
 
 /// Step 1 of the desktop sign-in, opened in the system browser: with a
 /// session it redirects straight back with a code; otherwise it asks for the
 /// password.
-async fn authorize_page(State(st): State<AppState>, headers: HeaderMap, axum::extract::Query(p): axum::extract::Query<AuthorizeParams>) -> Response {
+async fn authorize_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(p): axum::extract::Query<AuthorizeParams>,
+) -> Response {
     let req = match p.request() {
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     if let Some(token) = presented_token(&headers) {
         let at = st.clock.now();
-        if let Ok(viewer) = st.read(move |c| auth::viewer_for_token(c, &token, at)).await {
+        if let Ok(viewer) = st
+            .read(move |c| auth::viewer_for_token(c, &token, at))
+            .await
+        {
             return grant(&st, &req, viewer.user_id).await;
         }
     }
     sign_in_form(&p, None)
 }
 
-async fn authorize_submit(State(st): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Form(p): Form<AuthorizeParams>) -> Response {
+async fn authorize_submit(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(p): Form<AuthorizeParams>,
+) -> Response {
     let req = match p.request() {
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
@@ -217,32 +264,69 @@ fn oauth_error(e: PortalError) -> Response {
         tracing::error!(error = %e, "token endpoint failed");
     }
     let body = serde_json::json!({ "error": e.code(), "error_description": e.to_string() });
-    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// Step 2: trades a code (with its PKCE verifier) or a refresh token for tokens.
-async fn token(State(st): State<AppState>, form: std::result::Result<Form<TokenParams>, axum::extract::rejection::FormRejection>) -> Response {
+async fn token(
+    State(st): State<AppState>,
+    form: std::result::Result<Form<TokenParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
     use crate::error::OAuthErrorCode::*;
     let Ok(Form(p)) = form else {
-        return oauth_error(PortalError::oauth(InvalidRequest, "send the parameters as application/x-www-form-urlencoded"));
+        return oauth_error(PortalError::oauth(
+            InvalidRequest,
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
     };
-    let need = |v: Option<String>, name: &str| v.ok_or_else(|| PortalError::oauth(InvalidRequest, format!("{name} is required")));
+    let need = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| PortalError::oauth(InvalidRequest, format!("{name} is required")))
+    };
     let at = st.clock.now();
     let result = match p.grant_type.as_deref() {
         Some("authorization_code") => {
-            let args = (need(p.code, "code"), need(p.code_verifier, "code_verifier"), need(p.redirect_uri, "redirect_uri"), need(p.client_id, "client_id"));
+            let args = (
+                need(p.code, "code"),
+                need(p.code_verifier, "code_verifier"),
+                need(p.redirect_uri, "redirect_uri"),
+                need(p.client_id, "client_id"),
+            );
             match args {
                 (Ok(code), Ok(verifier), Ok(redirect), Ok(client)) => {
-                    st.blocking(move |s| auth::exchange_code(s, &code, &verifier, &redirect, &client, at)).await
+                    st.blocking(move |s| {
+                        auth::exchange_code(s, &code, &verifier, &redirect, &client, at)
+                    })
+                    .await
                 }
-                (a, b, c, d) => Err(a.err().or(b.err()).or(c.err()).or(d.err()).expect("one argument is missing")),
+                (a, b, c, d) => Err(a
+                    .err()
+                    .or(b.err())
+                    .or(c.err())
+                    .or(d.err())
+                    .expect("one argument is missing")),
             }
         }
-        Some("refresh_token") => match (need(p.refresh_token, "refresh_token"), need(p.client_id, "client_id")) {
-            (Ok(rt), Ok(client)) => st.blocking(move |s| auth::refresh(s, &rt, &client, at)).await,
+        Some("refresh_token") => match (
+            need(p.refresh_token, "refresh_token"),
+            need(p.client_id, "client_id"),
+        ) {
+            (Ok(rt), Ok(client)) => {
+                st.blocking(move |s| auth::refresh(s, &rt, &client, at))
+                    .await
+            }
             (a, b) => Err(a.err().or(b.err()).expect("one argument is missing")),
         },
-        Some(other) => Err(PortalError::oauth(UnsupportedGrantType, format!("grant_type {other:?} is not supported; use authorization_code or refresh_token"))),
+        Some(other) => Err(PortalError::oauth(
+            UnsupportedGrantType,
+            format!(
+                "grant_type {other:?} is not supported; use authorization_code or refresh_token"
+            ),
+        )),
         None => Err(PortalError::oauth(InvalidRequest, "grant_type is required")),
     };
     match result {

@@ -9,7 +9,7 @@ use portico_model::*;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Auth, ApiError, AppState, Json, Path, Query, authorize, page_of, shape};
+use super::{ApiError, AppState, Auth, Json, Path, Query, authorize, page_of, shape};
 use crate::error::{PortalError, Result};
 use crate::store::{self, Actor};
 
@@ -28,10 +28,21 @@ struct ListQuery {
 }
 
 /// Requests, newest first: staff see all (or one account's), customers their own.
-async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<ListQuery>) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
-    let page = super::PageQuery { limit: q.limit, cursor: q.cursor };
+async fn list(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
+    let page = super::PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let (limit, before) = (page.limit()?, page.id_cursor()?);
-    let account = if viewer.is_staff() { q.account_id } else { viewer.account_id };
+    let account = if viewer.is_staff() {
+        q.account_id
+    } else {
+        viewer.account_id
+    };
     if let Some(a) = q.account_id {
         authorize(&viewer, Action::ReadAccount(a), Kind::Account, a)?;
     }
@@ -44,20 +55,41 @@ async fn list(State(st): State<AppState>, Auth(viewer): Auth, Query(q): Query<Li
     Ok(Json(page_of(&viewer, rows, limit, |r| r.id.to_string())))
 }
 
-async fn read(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<RequestId>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn read(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<RequestId>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let r: Request = st.read(move |c| store::require(c, id.0)).await?;
     Ok(shape(&viewer, &r)?)
 }
 
-async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Json<NewRequest>) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
+async fn create(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(input): Json<NewRequest>,
+) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     input.validate()?;
     let account = match (viewer.is_staff(), input.account_id, viewer.account_id) {
         (true, Some(a), _) => a,
-        (true, None, _) => return Err(Invalid::new("account_id", "staff must say which account the request is for").into()),
-        (false, Some(a), own) if Some(a) != own => return Err(PortalError::not_found(Kind::Account, a).into()),
+        (true, None, _) => {
+            return Err(Invalid::new(
+                "account_id",
+                "staff must say which account the request is for",
+            )
+            .into());
+        }
+        (false, Some(a), own) if Some(a) != own => {
+            return Err(PortalError::not_found(Kind::Account, a).into());
+        }
         (false, _, own) => own.expect("customers always have an account"),
     };
-    authorize(&viewer, Action::OpenRequest(account), Kind::Account, account)?;
+    authorize(
+        &viewer,
+        Action::OpenRequest(account),
+        Kind::Account,
+        account,
+    )?;
     let v = viewer.clone();
     let req = st
         .write(Actor::from(&viewer), move |w| {
@@ -88,7 +120,12 @@ async fn create(State(st): State<AppState>, Auth(viewer): Auth, Json(input): Jso
     Ok((StatusCode::CREATED, shape(&viewer, &req)?))
 }
 
-async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<RequestId>, Json(p): Json<RequestPatch>) -> Result<Json<Map<String, Value>>, ApiError> {
+async fn patch(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<RequestId>,
+    Json(p): Json<RequestPatch>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let v = viewer.clone();
     let req = st
         .write(Actor::from(&viewer), move |w| {
@@ -100,7 +137,11 @@ async fn patch(State(st): State<AppState>, Auth(viewer): Auth, Path(id): Path<Re
             if let Some(expected) = p.if_version
                 && expected != r.version
             {
-                return Err(PortalError::VersionConflict { kind: "request", expected, actual: r.version });
+                return Err(PortalError::VersionConflict {
+                    kind: "request",
+                    expected,
+                    actual: r.version,
+                });
             }
             if let Some(s) = p.status {
                 r.status = s;

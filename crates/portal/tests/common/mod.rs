@@ -33,7 +33,8 @@ impl TestServer {
     pub async fn start_with(size: SeedSize) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(anchor()));
-        let state = portico_portal::open_state(&dir.path().join("portal.db"), clock.clone()).unwrap();
+        let state =
+            portico_portal::open_state(&dir.path().join("portal.db"), clock.clone()).unwrap();
         seed::seed(&state.store, size, anchor()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -46,7 +47,14 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer { base, clock, state, shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer {
+            base,
+            clock,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     /// Stops accepting connections and waits for in-flight requests.
@@ -65,21 +73,42 @@ impl TestServer {
 
     /// A client signed in with the demo password (session cookie).
     pub async fn client_as(&self, email: &str) -> reqwest::Client {
-        let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
         let resp = client
             .post(self.url("/v1/auth/login"))
             .json(&serde_json::json!({ "email": email, "password": seed::DEMO_PASSWORD }))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "demo user {email} must be able to sign in: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            200,
+            "demo user {email} must be able to sign in: {}",
+            resp.text().await.unwrap()
+        );
         client
     }
 
     /// A user of a given role (first by id), for matrix tests.
     pub fn user_with_role(&self, role: Role, account: Option<AccountId>) -> User {
-        let users: Vec<User> = self.state.store.read(|c| store::query(c, "SELECT data FROM users WHERE data ->> '$.status' = 'active' ORDER BY id", [])).unwrap();
-        users.into_iter().find(|u| u.role == role && (account.is_none() || u.account_id == account)).expect("seed has every role")
+        let users: Vec<User> = self
+            .state
+            .store
+            .read(|c| {
+                store::query(
+                    c,
+                    "SELECT data FROM users WHERE data ->> '$.status' = 'active' ORDER BY id",
+                    [],
+                )
+            })
+            .unwrap();
+        users
+            .into_iter()
+            .find(|u| u.role == role && (account.is_none() || u.account_id == account))
+            .expect("seed has every role")
     }
 
     pub fn acme(&self) -> Account {
@@ -87,19 +116,37 @@ impl TestServer {
     }
 
     pub fn account_by_domain(&self, domain: &str) -> Account {
-        let all: Vec<Account> = self.state.store.read(|c| store::query(c, "SELECT data FROM accounts", [])).unwrap();
-        all.into_iter().find(|a| a.domain == domain).expect("seeded account")
+        let all: Vec<Account> = self
+            .state
+            .store
+            .read(|c| store::query(c, "SELECT data FROM accounts", []))
+            .unwrap();
+        all.into_iter()
+            .find(|a| a.domain == domain)
+            .expect("seeded account")
     }
 
     /// Another customer account than Acme.
     pub fn other_account(&self) -> Account {
-        let all: Vec<Account> = self.state.store.read(|c| store::query(c, "SELECT data FROM accounts ORDER BY id", [])).unwrap();
-        all.into_iter().find(|a| a.domain != "acme.test").expect("seed has several accounts")
+        let all: Vec<Account> = self
+            .state
+            .store
+            .read(|c| store::query(c, "SELECT data FROM accounts ORDER BY id", []))
+            .unwrap();
+        all.into_iter()
+            .find(|a| a.domain != "acme.test")
+            .expect("seed has several accounts")
     }
 
     pub fn records<R: Record>(&self, sql_where: &str) -> Vec<R> {
-        let sql = format!("SELECT data FROM {} WHERE {sql_where} ORDER BY id", R::KIND.table());
-        self.state.store.read(|c| store::query(c, &sql, [])).unwrap()
+        let sql = format!(
+            "SELECT data FROM {} WHERE {sql_where} ORDER BY id",
+            R::KIND.table()
+        );
+        self.state
+            .store
+            .read(|c| store::query(c, &sql, []))
+            .unwrap()
     }
 
     /// A fingerprint of every record table and the change log: equal before
@@ -110,7 +157,10 @@ impl TestServer {
             .read(|c| {
                 let mut h = Sha256::new();
                 for kind in Kind::ALL {
-                    let mut stmt = c.prepare(&format!("SELECT id, version, data FROM {} ORDER BY id", kind.table()))?;
+                    let mut stmt = c.prepare(&format!(
+                        "SELECT id, version, data FROM {} ORDER BY id",
+                        kind.table()
+                    ))?;
                     let mut rows = stmt.query([])?;
                     while let Some(r) = rows.next()? {
                         h.update(r.get::<_, String>(0)?);
@@ -118,7 +168,10 @@ impl TestServer {
                         h.update(r.get::<_, String>(2)?);
                     }
                 }
-                let seq: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| r.get(0))?;
+                let seq: i64 =
+                    c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                        r.get(0)
+                    })?;
                 h.update(seq.to_le_bytes());
                 Ok(format!("{:x}", h.finalize()))
             })
@@ -126,7 +179,16 @@ impl TestServer {
     }
 
     pub fn max_seq(&self) -> i64 {
-        self.state.store.read(|c| Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| r.get(0))?)).unwrap()
+        self.state
+            .store
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap()
     }
 }
 
@@ -142,6 +204,11 @@ pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> V
     let body = json(resp).await;
     assert_eq!(got, status, "status for {body}");
     assert_eq!(body["error"]["code"], code, "error code in {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "errors carry a message: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "errors carry a message: {body}"
+    );
     body
 }
