@@ -1,0 +1,164 @@
+//! The local mirror: server records as the signed-in staff member may see
+//! them, in SQLite, keyed by (kind, id) with the server's version.
+
+use std::path::Path;
+
+use portico_model::Kind;
+use portico_model::wire::{ChangeOp, ChangesPage};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/inbox/0001_mirror.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("local database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a stored {0} record is not valid JSON")]
+    Corrupt(&'static str),
+    #[error("the server answered {status}: {message}")]
+    Server { status: u16, message: String },
+    #[error("could not reach the server: {0}")]
+    Network(#[from] reqwest::Error),
+}
+
+impl MirrorError {
+    /// Stable code for the UI to branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MirrorError::Sqlite(_) | MirrorError::Corrupt(_) => "local_store",
+            MirrorError::Server { status: 401, .. } => "unauthenticated",
+            MirrorError::Server { .. } => "server",
+            MirrorError::Network(_) => "offline",
+        }
+    }
+}
+
+pub struct Mirror {
+    conn: Connection,
+}
+
+impl Mirror {
+    pub fn open(path: &Path) -> Result<Mirror, MirrorError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        Mirror::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Mirror, MirrorError> {
+        Mirror::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Mirror, MirrorError> {
+        let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Mirror { conn })
+    }
+
+    /// The last change seq applied (0 before the first pull).
+    pub fn cursor(&self) -> Result<i64, MirrorError> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM sync_state WHERE key = 'cursor'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+
+    /// Applies a page of changes in one transaction and advances the cursor.
+    /// A change older than what is stored (or than a deletion) is skipped, so
+    /// applying the same page twice, or pages out of order, converges.
+    /// Returns how many records changed.
+    pub fn apply(&mut self, page: &ChangesPage) -> Result<usize, MirrorError> {
+        let tx = self.conn.transaction()?;
+        let mut changed = 0;
+        for c in &page.changes {
+            let (kind, id) = (c.kind.as_str(), c.id.to_string());
+            let stored: Option<i64> = tx
+                .query_row(
+                    "SELECT max(v) FROM (SELECT version AS v FROM records WHERE kind = ?1 AND id = ?2
+                     UNION ALL SELECT version FROM tombstones WHERE kind = ?1 AND id = ?2)",
+                    params![kind, id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            if stored.is_some_and(|v| v >= c.version as i64) {
+                continue;
+            }
+            match (&c.op, &c.row) {
+                (ChangeOp::Upsert, Some(row)) => {
+                    let account = row
+                        .get("account_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    tx.execute(
+                        "INSERT INTO records (kind, id, account_id, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id, version = excluded.version, data = excluded.data",
+                        params![kind, id, account, c.version, Value::Object(row.clone()).to_string()],
+                    )?;
+                }
+                _ => {
+                    tx.execute(
+                        "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+                        params![kind, id],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO tombstones (kind, id, version) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version",
+                        params![kind, id, c.version],
+                    )?;
+                }
+            }
+            changed += 1;
+        }
+        if page.next_after > 0 {
+            tx.execute(
+                "INSERT INTO sync_state (key, value) VALUES ('cursor', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                 WHERE CAST(sync_state.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                [page.next_after.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// One mirrored record as the server shaped it.
+    pub fn get(
+        &self,
+        kind: Kind,
+        id: uuid::Uuid,
+    ) -> Result<Option<Map<String, Value>>, MirrorError> {
+        let data: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT data FROM records WHERE kind = ?1 AND id = ?2",
+                params![kind.as_str(), id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| match serde_json::from_str(&d) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(MirrorError::Corrupt(kind.as_str())),
+        })
+        .transpose()
+    }
+
+    /// How many records of a kind are mirrored.
+    pub fn count(&self, kind: Kind) -> Result<u64, MirrorError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM records WHERE kind = ?1",
+            [kind.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+}
