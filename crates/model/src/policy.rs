@@ -244,6 +244,8 @@ pub enum Action {
     ChangePlan(AccountId),
     /// Invite, remove and set the role of the account's users.
     ManageUsers(AccountId),
+    /// Edit the account's profile (name, language).
+    EditProfile(AccountId),
     /// List invoices and download their documents.
     ReadInvoices(AccountId),
     /// Open a request or conversation for the account.
@@ -288,12 +290,21 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
             Err(Denied::NotFound)
         }
     };
-    let customer_admin_or = |a: AccountId, staff_ok: bool, why: &'static str| {
+    // Billing and users: the customer's admin, or a staff admin acting for them.
+    let admin_or_staff_admin = |a: AccountId, why: &'static str| {
         own(a)?;
         match role {
-            Role::CustomerAdmin => Ok(()),
-            Role::Admin if staff_ok => Ok(()),
+            Role::CustomerAdmin | Role::Admin => Ok(()),
             _ => Err(Denied::Forbidden(why)),
+        }
+    };
+    // Reading invoices, editing the profile: the customer's admin, or any staff.
+    let admin_or_staff = |a: AccountId, why: &'static str| {
+        own(a)?;
+        if viewer.is_staff() || role == Role::CustomerAdmin {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(why))
         }
     };
     let staff = |why: &'static str| {
@@ -305,25 +316,16 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
     };
     match action {
         ReadAccount(a) | OpenRequest(a) | PostReply(a) => own(a),
-        ManageSeats(a) => {
-            customer_admin_or(a, true, "only an account administrator can change seats")
-        }
+        ManageSeats(a) => admin_or_staff_admin(a, "only an account administrator can change seats"),
         ChangePlan(a) => {
-            customer_admin_or(a, true, "only an account administrator can change the plan")
+            admin_or_staff_admin(a, "only an account administrator can change the plan")
         }
-        ManageUsers(a) => {
-            customer_admin_or(a, true, "only an account administrator can manage users")
-        }
-        ReadInvoices(a) => {
-            own(a)?;
-            if viewer.is_staff() || role == Role::CustomerAdmin {
-                Ok(())
-            } else {
-                Err(Denied::Forbidden(
-                    "only an account administrator can see invoices",
-                ))
-            }
-        }
+        ManageUsers(a) => admin_or_staff_admin(a, "only an account administrator can manage users"),
+        EditProfile(a) => admin_or_staff(
+            a,
+            "only an account administrator can edit the account profile",
+        ),
+        ReadInvoices(a) => admin_or_staff(a, "only an account administrator can see invoices"),
         PostInternalNote => staff("internal notes are for staff"),
         UpdateAccountStaffFields => staff("only staff can change account management fields"),
         Triage => staff("only staff can triage"),

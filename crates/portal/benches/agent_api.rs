@@ -226,6 +226,7 @@ fn main() {
         results.push(load("GET /v1/accounts/{id} (random account)", &client, account_urls, auth.clone(), a.secs, a.concurrency).await);
 
         println!("\nDataset: {convs} conversations, {msgs} messages, {} accounts. {} workers, {} s per scenario after 1 s warm-up.", accounts.len(), a.concurrency, a.secs);
+        println!("Seed: {seed_line}. Raw SQLite bulk insert floor (same row size): {raw_insert:.0} rows/s.");
         println!("Raw SQLite list query (50 rows, one connection): p50 {} ms, p99 {} ms\n", ms(percentile(&raw, 0.5)), ms(percentile(&raw, 0.99)));
         println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | max ms |");
         println!("|---|---|---|---|---|---|---|");

@@ -419,7 +419,9 @@ pub fn exchange_code(
         if code_client != client_id {
             return Err(grant_error("the code was issued to another client"));
         }
-        if code_redirect != redirect_uri {
+        // The code stored the parsed (normalised) URI; compare like with like,
+        // so "http://127.0.0.1:5000" matches its stored "http://127.0.0.1:5000/".
+        if !url::Url::parse(redirect_uri).is_ok_and(|u| u.as_str() == code_redirect) {
             return Err(grant_error("redirect_uri differs from the one in the authorization request"));
         }
         if pkce_challenge(verifier) != challenge {
@@ -542,8 +544,8 @@ mod tests {
     fn pkce_matches_rfc7636_example() {
         // RFC 7636 appendix B.
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-1B0Ns0tRRYwSWgyAGNiV4FRULA3hSS1"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGKgJuNZfM"
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 

@@ -68,7 +68,10 @@ async fn patch(
     if p.touches_staff_fields() {
         authorize(&viewer, Action::UpdateAccountStaffFields, Kind::Account, id)?;
     } else {
-        authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
+        authorize(&viewer, Action::EditProfile(id), Kind::Account, id)?;
+    }
+    if !p.touches_staff_fields() && p.name.is_none() && p.language.is_none() {
+        return Err(Invalid::new("body", "nothing to change: give at least one field").into());
     }
     let account = st
         .write(Actor::from(&viewer), move |w| {
@@ -127,7 +130,10 @@ async fn list_users(
     let limit = q.limit()?;
     let before = q.id_cursor()?;
     let users: Vec<User> = st
-        .read(move |c| store::list_for_account(c, id, before, limit))
+        .read(move |c| {
+            let _: Account = store::require(c, id.0)?; // staff asking for an unknown account
+            store::list_for_account(c, id, before, limit)
+        })
         .await?;
     Ok(Json(page_of(&viewer, users, limit, |u| u.id.to_string())))
 }
@@ -151,27 +157,43 @@ async fn invite_user(
                     sub.seats
                 )));
             }
-            let mut user = User {
-                id: w.new_id(),
-                account_id: Some(id),
-                email: input.email.to_lowercase(),
-                name: input.name,
-                role: input.role,
-                status: UserStatus::Invited,
-                team_ids: vec![],
-                capacity: 0,
-                away: false,
-                last_seen_at: None,
-                version: 0,
-                created_at: w.at(),
-                updated_at: w.at(),
-            };
-            w.insert(&mut user).map_err(|e| match e {
-                PortalError::Conflict(_) => {
-                    PortalError::Conflict(format!("{} already has a Portico user", user.email))
+            let email = input.email.to_lowercase();
+            let existing: Option<User> =
+                store::query(w, "SELECT data FROM users WHERE email = ?1", [&email])?.pop();
+            let user = match existing {
+                // A removed user of this account comes back as a fresh invitation.
+                Some(mut u) if u.account_id == Some(id) && u.status == UserStatus::Disabled => {
+                    u.name = input.name;
+                    u.role = input.role;
+                    u.status = UserStatus::Invited;
+                    w.update(&mut u)?;
+                    u
                 }
-                other => other,
-            })?;
+                Some(_) => {
+                    return Err(PortalError::Conflict(format!(
+                        "{email} already has a Portico user"
+                    )));
+                }
+                None => {
+                    let mut u = User {
+                        id: w.new_id(),
+                        account_id: Some(id),
+                        email,
+                        name: input.name,
+                        role: input.role,
+                        status: UserStatus::Invited,
+                        team_ids: vec![],
+                        capacity: 0,
+                        away: false,
+                        last_seen_at: None,
+                        version: 0,
+                        created_at: w.at(),
+                        updated_at: w.at(),
+                    };
+                    w.insert(&mut u)?;
+                    u
+                }
+            };
             let mut seat = Seat {
                 id: w.new_id(),
                 account_id: id,
@@ -197,13 +219,20 @@ pub(super) fn subscription_of(
     w: &rusqlite::Connection,
     account: AccountId,
 ) -> Result<Subscription> {
-    store::query::<Subscription>(
+    if let Some(sub) = store::query::<Subscription>(
         w,
         "SELECT data FROM subscriptions WHERE account_id = ?1",
         [account.to_string()],
     )?
     .pop()
-    .ok_or_else(|| PortalError::Conflict("the account has no subscription".into()))
+    {
+        return Ok(sub);
+    }
+    // An unknown account is missing (404), not one without a subscription.
+    let _: Account = store::require(w, account.0)?;
+    Err(PortalError::Conflict(
+        "the account has no subscription".into(),
+    ))
 }
 
 /// Loads a user of `account`, hiding users of other accounts as missing.
@@ -215,6 +244,8 @@ fn account_user(w: &Writer<'_>, account: AccountId, user: UserId) -> Result<User
     Ok(u)
 }
 
+/// Active admins other than `without`; invited ones cannot sign in yet, so
+/// they cannot administer the account and do not count.
 fn admins_left(w: &Writer<'_>, account: AccountId, without: UserId) -> Result<usize> {
     let users: Vec<User> = store::query(
         w,
@@ -224,7 +255,7 @@ fn admins_left(w: &Writer<'_>, account: AccountId, without: UserId) -> Result<us
     Ok(users
         .iter()
         .filter(|u| {
-            u.id != without && u.role == Role::CustomerAdmin && u.status != UserStatus::Disabled
+            u.id != without && u.role == Role::CustomerAdmin && u.status == UserStatus::Active
         })
         .count())
 }

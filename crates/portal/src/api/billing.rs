@@ -249,7 +249,10 @@ async fn list_invoices(
     let limit = q.limit()?;
     let before = q.id_cursor()?;
     let invoices: Vec<Invoice> = st
-        .read(move |c| store::list_for_account(c, id, before, limit))
+        .read(move |c| {
+            let _: Account = store::require(c, id.0)?; // staff asking for an unknown account
+            store::list_for_account(c, id, before, limit)
+        })
         .await?;
     Ok(Json(page_of(&viewer, invoices, limit, |i| {
         i.id.to_string()
@@ -311,6 +314,7 @@ async fn usage(
     authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
     let meters: Vec<UsageMeter> = st
         .read(move |c| {
+            let _: Account = store::require(c, id.0)?; // staff asking for an unknown account
             store::query(
                 c,
                 "SELECT data FROM usage_meters WHERE account_id = ?1 ORDER BY data ->> '$.meter'",

@@ -339,10 +339,18 @@ async fn list_messages(
             if !conv.visible_to(&v) {
                 return Err(PortalError::not_found(Kind::Conversation, id));
             }
+            // Customers' pages skip internal notes in SQL: the cursor is the last
+            // row fetched, so a hidden note there would hand out its id.
             store::query(
                 c,
-                "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                rusqlite::params![id.to_string(), after.map(|u| u.to_string()).unwrap_or_default(), limit as i64],
+                "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 \
+                 AND (?4 OR data ->> '$.kind' != 'internal_note') ORDER BY id LIMIT ?3",
+                rusqlite::params![
+                    id.to_string(),
+                    after.map(|u| u.to_string()).unwrap_or_default(),
+                    limit as i64,
+                    v.is_staff()
+                ],
             )
         })
         .await?;

@@ -104,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .merge(knowledge::routes())
         .merge(directory::routes())
         .merge(sync::routes())
+        // After every route is added: it applies to the routes present now.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {
             ApiError(PortalError::NotFound {
                 kind: "route",
@@ -128,6 +130,16 @@ async fn health(state: axum::extract::State<AppState>) -> Result<axum::Json<Valu
     Ok(axum::Json(
         serde_json::json!({ "status": "ok", "api_version": API_VERSION, "seq": seq }),
     ))
+}
+
+/// A known path asked with a method it does not take: our JSON error, not
+/// axum's empty 405 (the `Allow` header is still added).
+async fn method_not_allowed() -> Response {
+    ApiError::plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method; the Allow header lists those it does".into(),
+    )
 }
 
 /// An error on its way out as JSON.

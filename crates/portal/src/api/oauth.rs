@@ -165,7 +165,7 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn sign_in_form(p: &AuthorizeParams, error: Option<&str>) -> Response {
+fn sign_in_form(p: &AuthorizeParams, error: Option<&str>, status: StatusCode) -> Response {
     let hidden = [
         ("response_type", p.response_type.as_str()),
         ("client_id", &p.client_id),
@@ -186,11 +186,6 @@ fn sign_in_form(p: &AuthorizeParams, error: Option<&str>) -> Response {
          <label>Password <input name=password type=password autocomplete=current-password required></label>\
          <button type=submit>Sign in</button></form>"
     );
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
     (status, Html(page("Sign in", &body))).into_response()
 }
 
@@ -215,7 +210,7 @@ async fn authorize_page(
             return grant(&st, &req, viewer.user_id).await;
         }
     }
-    sign_in_form(&p, None)
+    sign_in_form(&p, None, StatusCode::OK)
 }
 
 async fn authorize_submit(
@@ -228,12 +223,18 @@ async fn authorize_submit(
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let (Some(email), Some(password)) = (p.email.clone(), p.password.clone()) else {
-        return sign_in_form(&p, Some("Enter your email and password."));
+        return sign_in_form(
+            &p,
+            Some("Enter your email and password."),
+            StatusCode::BAD_REQUEST,
+        );
     };
     match sign_in(&st, email, password, client_ip(addr)).await {
         Ok(user) => grant(&st, &req, user.id).await,
-        Err(e @ PortalError::RateLimited { .. }) => sign_in_form(&p, Some(&e.to_string())),
-        Err(PortalError::Unauthenticated(m)) => sign_in_form(&p, Some(m)),
+        Err(e @ PortalError::RateLimited { .. }) => {
+            sign_in_form(&p, Some(&e.to_string()), StatusCode::TOO_MANY_REQUESTS)
+        }
+        Err(PortalError::Unauthenticated(m)) => sign_in_form(&p, Some(m), StatusCode::UNAUTHORIZED),
         Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -341,7 +342,16 @@ struct RevokeParams {
 }
 
 /// RFC 7009: always 200, whether or not the token was known.
-async fn revoke(State(st): State<AppState>, Form(p): Form<RevokeParams>) -> Response {
+async fn revoke(
+    State(st): State<AppState>,
+    form: std::result::Result<Form<RevokeParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(p)) = form else {
+        return oauth_error(PortalError::oauth(
+            crate::error::OAuthErrorCode::InvalidRequest,
+            "send token as application/x-www-form-urlencoded",
+        ));
+    };
     let at = st.clock.now();
     match st.blocking(move |s| auth::revoke(s, &p.token, at)).await {
         Ok(()) => StatusCode::OK.into_response(),

@@ -50,7 +50,8 @@ async fn changes(
 }
 
 /// Reads up to `limit` change rows after `after`, keeping those the viewer
-/// may see. Customers only ever scan their own account's rows and global ones.
+/// may see. Customers only ever scan their own account's rows, global ones,
+/// and the community (public to every customer).
 pub fn read_changes(
     c: &rusqlite::Connection,
     viewer: &Viewer,
@@ -60,7 +61,7 @@ pub fn read_changes(
     let (sql, account) = match viewer.account_id.filter(|_| !viewer.is_staff()) {
         Some(a) => (
             "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log
-             WHERE seq > ?1 AND (account_id = ?3 OR account_id IS NULL) ORDER BY seq LIMIT ?2",
+             WHERE seq > ?1 AND (account_id = ?3 OR account_id IS NULL OR kind = 'community_post') ORDER BY seq LIMIT ?2",
             Some(a.to_string()),
         ),
         None => (
