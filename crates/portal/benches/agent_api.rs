@@ -143,6 +143,7 @@ fn main() {
     let db = a.db.clone().unwrap_or_else(|| tmp.path().join("bench.db"));
     let clock = Arc::new(SystemClock);
     let state = portico_portal::open_state(&db, clock).expect("open the database");
+    let mut seed_line = format!("reused the seeded database at {}", db.display());
     if seed::is_empty(&state.store).unwrap() {
         let t = Instant::now();
         let size = SeedSize {
@@ -151,10 +152,40 @@ fn main() {
             accounts: (a.conversations / 250).max(40),
         };
         let report = seed::seed(&state.store, size, jiff::Timestamp::now()).unwrap();
-        eprintln!("{report} in {:.1}s", t.elapsed().as_secs_f64());
-    } else {
-        eprintln!("reusing the seeded database at {}", db.display());
+        let secs = t.elapsed().as_secs_f64();
+        let rows: i64 = state
+            .store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM change_log", [], |r| r.get(0))?))
+            .unwrap();
+        seed_line = format!(
+            "{report} in {secs:.1} s: {:.0} record writes/s through the write path",
+            rows as f64 / secs
+        );
     }
+    // Floor: raw SQLite bulk insert of rows of similar size, one transaction.
+    let raw_insert = {
+        let conn = rusqlite::Connection::open(tmp.path().join("floor.db")).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE t (id TEXT PRIMARY KEY, data TEXT NOT NULL);",
+        )
+        .unwrap();
+        let body = "x".repeat(420);
+        let n = 500_000;
+        let t = Instant::now();
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO t (id, data) VALUES (?1, ?2)")
+                .unwrap();
+            for i in 0..n {
+                stmt.execute(rusqlite::params![format!("{i:036}"), body])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        n as f64 / t.elapsed().as_secs_f64()
+    };
     let (convs, msgs): (i64, i64) = state
         .store
         .read(|c| {
