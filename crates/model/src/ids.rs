@@ -68,4 +68,8 @@ id_type! {
     OnboardingPathId;
     OnboardingProgressId;
     AuditEventId;
+    RoutingRuleId;
+    SlaPolicyId;
+    AutomationId;
+    AlertId;
 }

@@ -5,11 +5,14 @@
 //! the instant as an argument, so the server, the desktop engine and tests
 //! all get the same answer for the same inputs.
 
+pub mod assign;
 pub mod billing;
 pub mod ids;
 pub mod policy;
 pub mod records;
 pub mod role;
+pub mod routing;
+pub mod sla;
 pub mod validate;
 pub mod wire;
 

@@ -161,6 +161,18 @@ impl Visible for OnboardingPath {
     }
 }
 
+macro_rules! staff_rows {
+    ($($t:ty),*) => {$(
+        impl Visible for $t {
+            fn visible_to(&self, viewer: &Viewer) -> bool {
+                viewer.is_staff()
+            }
+        }
+    )*};
+}
+
+staff_rows!(RoutingRule, SlaPolicy, Automation, Alert);
+
 impl Visible for AuditEvent {
     fn visible_to(&self, viewer: &Viewer) -> bool {
         viewer.is_staff()
@@ -183,6 +195,20 @@ pub fn redact<R: Visible>(viewer: &Viewer, record: &R) -> Option<Map<String, Val
             .is_some_and(|(_, class)| field_visible(viewer, *class, account))
     });
     Some(map)
+}
+
+/// The record for staff tools outside Portico (a CRM hand-off): every field
+/// but the `Internal` ones, which never leave Portico.
+pub fn without_internal<R: Record>(record: &R) -> Map<String, Value> {
+    let Ok(Value::Object(mut map)) = serde_json::to_value(record) else {
+        return Map::new();
+    };
+    map.retain(|key, _| {
+        R::FIELDS
+            .iter()
+            .any(|(name, class)| name == key && *class != Visibility::Internal)
+    });
+    map
 }
 
 /// Why a stored row could not be shaped for a viewer.
@@ -230,6 +256,10 @@ pub fn redact_row(
         Kind::OnboardingPath => go::<OnboardingPath>(viewer, kind, row),
         Kind::OnboardingProgress => go::<OnboardingProgress>(viewer, kind, row),
         Kind::AuditEvent => go::<AuditEvent>(viewer, kind, row),
+        Kind::RoutingRule => go::<RoutingRule>(viewer, kind, row),
+        Kind::SlaPolicy => go::<SlaPolicy>(viewer, kind, row),
+        Kind::Automation => go::<Automation>(viewer, kind, row),
+        Kind::Alert => go::<Alert>(viewer, kind, row),
     }
 }
 
@@ -266,6 +296,8 @@ pub enum Action {
     ReadStaffDirectory,
     /// Manage staff users and teams.
     ManageStaff,
+    /// Edit routing rules, SLA policies and automations.
+    ManageRules,
 }
 
 /// Why an action is refused. `NotFound` hides another account's existence.
@@ -337,6 +369,12 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
             )),
         },
         ReadStaffDirectory => staff("the staff directory is for staff"),
+        ManageRules => match role {
+            Role::Lead | Role::Admin => Ok(()),
+            _ => Err(Denied::Forbidden(
+                "only a lead or admin can change routing rules, SLA policies and automations",
+            )),
+        },
         ManageStaff => match role {
             Role::Admin => Ok(()),
             _ => Err(Denied::Forbidden(

@@ -36,10 +36,14 @@ pub enum Kind {
     OnboardingPath,
     OnboardingProgress,
     AuditEvent,
+    RoutingRule,
+    SlaPolicy,
+    Automation,
+    Alert,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Account,
         Kind::Workspace,
         Kind::Plan,
@@ -59,6 +63,10 @@ impl Kind {
         Kind::OnboardingPath,
         Kind::OnboardingProgress,
         Kind::AuditEvent,
+        Kind::RoutingRule,
+        Kind::SlaPolicy,
+        Kind::Automation,
+        Kind::Alert,
     ];
 
     /// The SQL table holding this kind (see `migrations/portal`).
@@ -83,6 +91,10 @@ impl Kind {
             Kind::OnboardingPath => "onboarding_paths",
             Kind::OnboardingProgress => "onboarding_progress",
             Kind::AuditEvent => "audit_events",
+            Kind::RoutingRule => "routing_rules",
+            Kind::SlaPolicy => "sla_policies",
+            Kind::Automation => "automations",
+            Kind::Alert => "alerts",
         }
     }
 
@@ -107,6 +119,10 @@ impl Kind {
             Kind::OnboardingPath => "onboarding_path",
             Kind::OnboardingProgress => "onboarding_progress",
             Kind::AuditEvent => "audit_event",
+            Kind::RoutingRule => "routing_rule",
+            Kind::SlaPolicy => "sla_policy",
+            Kind::Automation => "automation",
+            Kind::Alert => "alert",
         }
     }
 
@@ -489,6 +505,10 @@ record! {
         Staff capacity: u32,
         Staff away: bool,
         Staff last_seen_at: Option<Timestamp>,
+        /// Signed in and reachable now (set by presence); with `away` false,
+        /// the agent takes auto-assigned work.
+        #[serde(default)]
+        Staff online: bool,
     }
     validate |u| {
         crate::validate::check_email("email", &u.email)?;
@@ -508,15 +528,20 @@ record! {
         account: |_r| None,
         Staff name: String,
         Staff description: String,
-        /// IANA time zone for the team's business hours.
-        Staff time_zone: String,
+        /// Opening hours and holidays in the team's IANA time zone; SLA
+        /// clocks of the team's conversations run only inside them.
+        Staff business_hours: crate::sla::BusinessHours,
         Staff member_ids: Vec<UserId>,
+        /// How new conversations are handed out.
+        #[serde(default)]
+        Staff assignment: crate::assign::Strategy,
+        /// The last agent auto-assigned (round-robin continues after them).
+        #[serde(default)]
+        Staff last_assigned_id: Option<UserId>,
     }
     validate |t| {
         check_nonempty("name", &t.name)?;
-        jiff::tz::TimeZone::get(&t.time_zone)
-            .map(|_| ())
-            .map_err(|_| Invalid::new("time_zone", "must be an IANA time zone such as Europe/Berlin"))
+        t.business_hours.validate()
     }
 }
 
@@ -564,6 +589,15 @@ record! {
         Staff assignee_id: Option<UserId>,
         Staff team_id: Option<TeamId>,
         Staff tags: Vec<String>,
+        /// The SLA policy the clock runs under.
+        #[serde(default)]
+        Staff sla_policy_id: Option<SlaPolicyId>,
+        /// Due times and what has fired; stored so the desktop shows it offline.
+        #[serde(default)]
+        Staff sla: Option<crate::sla::SlaClock>,
+        /// When the SLA clock next needs a look (warning or breach), for the sweep.
+        #[serde(default)]
+        Staff sla_next_check: Option<Timestamp>,
     }
     validate |c| {
         check_len("subject", &c.subject, 300)?;
@@ -696,4 +730,102 @@ record! {
         Staff detail: serde_json::Value,
     }
     validate |e| { check_nonempty("action", &e.action) }
+}
+
+string_enum! {
+    /// What an automation listens for.
+    pub enum AutomationEvent {
+        ConversationCreated = "conversation_created",
+        ConversationUpdated = "conversation_updated",
+        RequestCreated = "request_created",
+        SlaWarning = "sla_warning",
+        SlaBreach = "sla_breach",
+        SeatsThreshold = "seats_threshold",
+        UsageThreshold = "usage_threshold",
+    }
+}
+
+string_enum! {
+    pub enum AlertKind {
+        Notification = "notification",
+        Escalation = "escalation",
+        SlaWarning = "sla_warning",
+        SlaBreach = "sla_breach",
+        Threshold = "threshold",
+    }
+}
+
+record! {
+    /// A routing rule: evaluated in `position` order when a conversation
+    /// arrives; all conditions must hold; actions route, prioritise, tag,
+    /// apply an SLA, notify or escalate.
+    pub struct RoutingRule {
+        id: RoutingRuleId,
+        account: |_r| None,
+        Staff name: String,
+        Staff position: u32,
+        Staff enabled: bool,
+        /// Stop evaluating later rules when this one matched.
+        Staff stop: bool,
+        Staff conditions: Vec<crate::routing::Condition>,
+        Staff actions: Vec<crate::routing::RuleAction>,
+    }
+    validate |r| {
+        check_nonempty("name", &r.name)?;
+        check_len("name", &r.name, 200)
+    }
+}
+
+record! {
+    /// Response and resolution targets for conversations of some plans and
+    /// priorities; the first matching policy by `position` applies.
+    pub struct SlaPolicy {
+        id: SlaPolicyId,
+        account: |_r| None,
+        Staff name: String,
+        Staff position: u32,
+        /// Plan codes; empty means every plan.
+        Staff plans: Vec<String>,
+        /// Priorities; empty means every priority.
+        Staff priorities: Vec<Priority>,
+        Staff targets: crate::sla::SlaTargets,
+    }
+    validate |p| {
+        check_nonempty("name", &p.name)?;
+        p.targets.validate()
+    }
+}
+
+record! {
+    /// Something done automatically when an event happens and conditions hold.
+    pub struct Automation {
+        id: AutomationId,
+        account: |_r| None,
+        Staff name: String,
+        Staff event: AutomationEvent,
+        Staff enabled: bool,
+        Staff conditions: Vec<crate::routing::Condition>,
+        Staff actions: Vec<crate::routing::RuleAction>,
+    }
+    validate |a| { check_nonempty("name", &a.name) }
+}
+
+record! {
+    /// A heads-up for one staff member (key-account request, SLA warning,
+    /// escalation); synced to the desktop, which raises a notification.
+    pub struct Alert {
+        id: AlertId,
+        account: |r| r.account_id,
+        Staff account_id: Option<AccountId>,
+        Staff recipient_id: UserId,
+        Staff kind: AlertKind,
+        Staff title: String,
+        Staff body: String,
+        Staff conversation_id: Option<ConversationId>,
+        Staff request_id: Option<RequestId>,
+        /// The rule or automation that raised it.
+        Staff source: String,
+        Staff read: bool,
+    }
+    validate |a| { check_nonempty("title", &a.title) }
 }

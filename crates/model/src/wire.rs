@@ -365,3 +365,76 @@ pub struct SeatSummary {
     pub min_seats: u32,
     pub max_seats: u32,
 }
+
+/// A routing rule as written by a lead or admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRuleInput {
+    pub name: String,
+    pub position: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub stop: bool,
+    #[serde(default)]
+    pub conditions: Vec<crate::routing::Condition>,
+    pub actions: Vec<crate::routing::RuleAction>,
+    pub if_version: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An SLA policy as written by a lead or admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaPolicyInput {
+    pub name: String,
+    pub position: u32,
+    #[serde(default)]
+    pub plans: Vec<String>,
+    #[serde(default)]
+    pub priorities: Vec<Priority>,
+    pub targets: crate::sla::SlaTargets,
+    pub if_version: Option<u64>,
+}
+
+/// An automation as written by a lead or admin. `webhook_secret` (for its
+/// webhook actions) is stored apart from the record and never read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationInput {
+    pub name: String,
+    pub event: AutomationEvent,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub conditions: Vec<crate::routing::Condition>,
+    pub actions: Vec<crate::routing::RuleAction>,
+    pub webhook_secret: Option<String>,
+    pub if_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertPatch {
+    pub read: bool,
+}
+
+/// A staff member's availability for auto-assignment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    pub online: bool,
+    #[serde(default)]
+    pub away: bool,
+}
+
+/// Consumption reported by the product for one meter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageReport {
+    pub meter: String,
+    pub quantity: u64,
+}

@@ -13,6 +13,8 @@ pub mod error;
 pub mod invoices;
 pub mod seed;
 pub mod store;
+pub mod webhooks;
+pub mod work;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -120,6 +120,17 @@ async fn run(
     demo: bool,
 ) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
+    // Background work: SLA warnings and breaches, webhook deliveries.
+    let every = std::time::Duration::from_secs(30);
+    portico_portal::work::spawn_sla_sweeper(state.store.clone(), state.clock.clone(), every);
+    let http =
+        portico_portal::webhooks::http_client().context("building the webhook HTTP client")?;
+    portico_portal::webhooks::spawn_worker(
+        state.store.clone(),
+        state.clock.clone(),
+        http,
+        std::time::Duration::from_secs(10),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

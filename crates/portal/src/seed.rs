@@ -195,6 +195,7 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
         let plans = seed_plans(w, &mut ids, start)?;
         let (staff, teams) = seed_staff(w, &mut ids, start, &password_hash)?;
         report.articles = seed_knowledge(w, &mut ids, &mut rng, start, &staff)?;
+        seed_work_rules(w, &mut ids, start, &teams)?;
         Ok((plans, staff, teams))
     })?;
     let agents: Vec<&User> = staff
@@ -412,6 +413,7 @@ fn staff_user(
         },
         away: false,
         last_seen_at: None,
+        online: false,
         version: 0,
         created_at: at,
         updated_at: at,
@@ -439,8 +441,10 @@ fn seed_staff(
             id: ids.at(at),
             name: (*name).into(),
             description: (*desc).into(),
-            time_zone: (*tz).into(),
+            business_hours: office_hours(tz),
             member_ids: vec![],
+            assignment: portico_model::assign::Strategy::Balanced,
+            last_assigned_id: None,
             version: 0,
             created_at: at,
             updated_at: at,
@@ -485,14 +489,15 @@ fn seed_staff(
     .iter()
     .enumerate()
     {
-        let team = 1 + i / 2;
+        // Sam joins Frontline; Kai and Noor Billing; Jo and Ren Technical.
+        let team = i.div_ceil(2);
         staff.push(staff_user(
             ids,
             at,
             &format!("{}@portico.test", first.to_lowercase()),
             &format!("{first} {last}"),
             Role::Agent,
-            t(team.min(2)),
+            t(team),
         ));
     }
     for u in &mut staff {
@@ -767,6 +772,7 @@ fn seed_account(
             capacity: 0,
             away: false,
             last_seen_at: None,
+            online: false,
             version: 0,
             created_at: created,
             updated_at: created,
@@ -947,6 +953,9 @@ fn seed_conversation(
             .find(|t| agent.team_ids.contains(&t.id))
             .map(|t| t.id),
         tags,
+        sla_policy_id: None,
+        sla: None,
+        sla_next_check: None,
         version: 0,
         created_at: opened,
         updated_at: last,
@@ -1007,6 +1016,168 @@ fn seed_conversation(
             updated_at: opened,
         };
         w.insert(&mut req)?;
+    }
+    Ok(())
+}
+
+/// Mon–Fri 09:00–17:00 in `tz`, no holidays.
+fn office_hours(tz: &str) -> portico_model::sla::BusinessHours {
+    use jiff::civil::time;
+    portico_model::sla::BusinessHours::weekdays(tz, time(9, 0, 0, 0), time(17, 0, 0, 0))
+}
+
+/// The rules a new desk starts with: billing questions go to Billing, SSO
+/// and API to Technical, key accounts are high priority; SLA policies by
+/// plan; the key-account request alert to the CSM; SLA breaches escalate.
+fn seed_work_rules(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, teams: &[Team]) -> Result<()> {
+    use portico_model::routing::{Condition, NotifyTarget, RuleAction};
+    let hours = |h: i64| Some(h * 3_600);
+    let rules = [
+        (
+            "Key accounts are high priority",
+            10,
+            vec![Condition::KeyAccount { is: true }],
+            vec![
+                RuleAction::SetPriority {
+                    priority: Priority::High,
+                },
+                RuleAction::AddTags {
+                    tags: vec!["vip".into()],
+                },
+            ],
+        ),
+        (
+            "Billing questions to Billing",
+            20,
+            vec![Condition::ProductArea {
+                is: vec!["billing".into()],
+            }],
+            vec![RuleAction::RouteToTeam {
+                team_id: teams[1].id,
+            }],
+        ),
+        (
+            "SSO and API to Technical",
+            30,
+            vec![Condition::ProductArea {
+                is: vec!["sso".into(), "api".into(), "integrations".into()],
+            }],
+            vec![RuleAction::RouteToTeam {
+                team_id: teams[2].id,
+            }],
+        ),
+        (
+            "Everything else to Frontline",
+            90,
+            vec![],
+            vec![RuleAction::RouteToTeam {
+                team_id: teams[0].id,
+            }],
+        ),
+    ];
+    for (name, position, conditions, actions) in rules {
+        // A rule that picks a team ends evaluation: the first team that fits wins.
+        let stop = actions
+            .iter()
+            .any(|a| matches!(a, RuleAction::RouteToTeam { .. }));
+        let mut r = RoutingRule {
+            id: ids.at(at),
+            name: name.into(),
+            position,
+            enabled: true,
+            stop,
+            conditions,
+            actions,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut r)?;
+    }
+    let policies = [
+        (
+            "Enterprise",
+            10,
+            vec!["enterprise"],
+            portico_model::sla::SlaTargets {
+                first_response_secs: hours(1),
+                next_response_secs: hours(2),
+                resolution_secs: hours(8),
+                warn_before_secs: 900,
+            },
+        ),
+        (
+            "Business",
+            20,
+            vec!["business"],
+            portico_model::sla::SlaTargets {
+                first_response_secs: hours(4),
+                next_response_secs: hours(8),
+                resolution_secs: hours(24),
+                warn_before_secs: 1_800,
+            },
+        ),
+        (
+            "Standard",
+            90,
+            vec![],
+            portico_model::sla::SlaTargets {
+                first_response_secs: hours(8),
+                next_response_secs: hours(16),
+                resolution_secs: hours(40),
+                warn_before_secs: 3_600,
+            },
+        ),
+    ];
+    for (name, position, plans, targets) in policies {
+        let mut p = SlaPolicy {
+            id: ids.at(at),
+            name: name.into(),
+            position,
+            plans: plans.into_iter().map(String::from).collect(),
+            priorities: vec![],
+            targets,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut p)?;
+    }
+    let key_high = vec![
+        Condition::KeyAccount { is: true },
+        Condition::Priority {
+            is: vec![Priority::High, Priority::Urgent],
+        },
+    ];
+    let automations = [
+        (
+            "Key-account high-priority request: tell the CSM",
+            AutomationEvent::RequestCreated,
+            key_high.clone(),
+            vec![RuleAction::Notify {
+                target: NotifyTarget::AccountCsm,
+            }],
+        ),
+        (
+            "SLA breach: escalate to the lead",
+            AutomationEvent::SlaBreach,
+            vec![],
+            vec![RuleAction::Escalate],
+        ),
+    ];
+    for (name, event, conditions, actions) in automations {
+        let mut a = Automation {
+            id: ids.at(at),
+            name: name.into(),
+            event,
+            enabled: true,
+            conditions,
+            actions,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut a)?;
     }
     Ok(())
 }

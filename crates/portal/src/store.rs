@@ -22,6 +22,8 @@ use crate::error::{PortalError, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0001_records.sql"),
     include_str!("../../../migrations/portal/0002_auth.sql"),
+    include_str!("../../../migrations/portal/0003_work_rules.sql"),
+    include_str!("../../../migrations/portal/0004_webhooks.sql"),
 ];
 
 pub struct Store {

@@ -45,6 +45,7 @@ fn registered() -> BTreeSet<(String, String)> {
                 .to_owned();
             // The route's method list ends where the call closes on its line.
             let call = chunk.split("\n        .").next().unwrap_or(chunk);
+            let call = call.split("\n}").next().unwrap_or(call);
             for m in METHODS {
                 let aliased = format!("{m}_route(");
                 if call.contains(&format!(" {m}("))

@@ -123,6 +123,10 @@ fn fields(kind: Kind) -> &'static [(&'static str, Visibility)] {
         Kind::OnboardingPath => OnboardingPath::FIELDS,
         Kind::OnboardingProgress => OnboardingProgress::FIELDS,
         Kind::AuditEvent => AuditEvent::FIELDS,
+        Kind::RoutingRule => RoutingRule::FIELDS,
+        Kind::SlaPolicy => SlaPolicy::FIELDS,
+        Kind::Automation => Automation::FIELDS,
+        Kind::Alert => Alert::FIELDS,
     }
 }
 
@@ -158,6 +162,8 @@ fn hidden_because(kind: Kind, stored: &Value, who: &Who) -> Option<String> {
     let why = match kind {
         Kind::Team => "teams are the staff directory",
         Kind::AuditEvent => "the audit trail is for staff only",
+        Kind::RoutingRule | Kind::SlaPolicy | Kind::Automation => "work rules are for staff only",
+        Kind::Alert => "alerts are for staff only",
         Kind::Plan | Kind::CommunityPost => return None,
         Kind::Article if stored["state"] != "approved" => {
             "drafts, articles in review and archived articles stay with staff"
@@ -199,7 +205,7 @@ const NEVER_FOR_CUSTOMERS: &[(Kind, &[&str])] = &[
     ),
     (
         Kind::User,
-        &["team_ids", "capacity", "away", "last_seen_at"],
+        &["team_ids", "capacity", "away", "last_seen_at", "online"],
     ),
     (Kind::Request, &["assignee_id", "team_id", "internal_note"]),
     (
@@ -210,6 +216,9 @@ const NEVER_FOR_CUSTOMERS: &[(Kind, &[&str])] = &[
             "assignee_id",
             "team_id",
             "tags",
+            "sla_policy_id",
+            "sla",
+            "sla_next_check",
         ],
     ),
     (Kind::Message, &["mentions"]),
@@ -724,6 +733,27 @@ fn rare_kinds(srv: &TestServer) {
                     created_at: at,
                     updated_at: at,
                 })?;
+                let csm: User = portico_portal::store::query(
+                    w,
+                    "SELECT data FROM users WHERE data ->> '$.role' = 'csm' LIMIT 1",
+                    [],
+                )?
+                .remove(0);
+                w.insert(&mut Alert {
+                    id: w.new_id(),
+                    account_id: Some(account_id),
+                    recipient_id: csm.id,
+                    kind: AlertKind::Notification,
+                    title: "Key account needs a call".into(),
+                    body: "Renewal risk".into(),
+                    conversation_id: None,
+                    request_id: None,
+                    source: "test".into(),
+                    read: false,
+                    version: 0,
+                    created_at: at,
+                    updated_at: at,
+                })?;
                 w.insert(&mut OnboardingProgress {
                     id: w.new_id(),
                     account_id,
@@ -1007,7 +1037,7 @@ async fn every_get_endpoint_shapes_rows_for_each_role() {
         for u in &users {
             assert_presence(
                 u,
-                &["team_ids", "capacity", "away", "last_seen_at"],
+                &["team_ids", "capacity", "away", "last_seen_at", "online"],
                 staff,
                 who,
                 "user",

@@ -186,6 +186,7 @@ async fn invite_user(
                         capacity: 0,
                         away: false,
                         last_seen_at: None,
+                        online: false,
                         version: 0,
                         created_at: w.at(),
                         updated_at: w.at(),
@@ -204,6 +205,7 @@ async fn invite_user(
                 updated_at: w.at(),
             };
             w.insert(&mut seat)?;
+            crate::work::seats_changed(w, id, (held, held + 1), (sub.seats, sub.seats))?;
             w.audit(
                 "user.invited",
                 &user,

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/accounts/{id}/invoices/{invoice_id}/document",
             get(invoice_document),
         )
-        .route("/v1/accounts/{id}/usage", get(usage))
+        .route("/v1/accounts/{id}/usage", get(usage).post(record_usage))
 }
 
 async fn list_plans(
@@ -189,6 +189,10 @@ async fn change(
             let (sub, quote) = price(w, &v, id, &change, at)?;
             let mut next = billing::apply(&sub, &quote);
             w.update(&mut next)?;
+            if next.seats != sub.seats {
+                let held = store::count_for_account(w, Kind::Seat, id)?;
+                crate::work::seats_changed(w, id, (held, held), (sub.seats, next.seats))?;
+            }
             let invoice = if quote.total > 0 {
                 let mut inv = Invoice {
                     id: w.new_id(),
@@ -338,4 +342,63 @@ async fn usage(
         })
         .collect();
     Ok(Json(lines))
+}
+
+/// Records consumption reported by the product (staff admin credentials):
+/// a usage record, the meter moved, and threshold automations at 80 %/100 %.
+async fn record_usage(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<AccountId>,
+    Json(report): Json<portico_model::wire::UsageReport>,
+) -> Result<Json<UsageLine>, ApiError> {
+    authorize(&viewer, Action::ReadAccount(id), Kind::Account, id)?;
+    authorize(&viewer, Action::ManageStaff, Kind::Account, id)?;
+    if report.quantity == 0 {
+        return Err(Invalid::new("quantity", "must be at least 1").into());
+    }
+    let meter = st
+        .write(Actor::from(&viewer), move |w| {
+            let mut meter: UsageMeter = store::query(
+                w,
+                "SELECT data FROM usage_meters WHERE account_id = ?1 AND data ->> '$.meter' = ?2",
+                [id.to_string(), report.meter.clone()],
+            )?
+            .pop()
+            .ok_or_else(|| {
+                Invalid::new(
+                    "meter",
+                    format!("the account has no meter {:?}", report.meter),
+                )
+            })?;
+            let mut record = UsageRecord {
+                id: w.new_id(),
+                account_id: id,
+                meter: report.meter.clone(),
+                quantity: report.quantity,
+                recorded_at: w.at(),
+                version: 0,
+                created_at: w.at(),
+                updated_at: w.at(),
+            };
+            w.insert(&mut record)?;
+            let before = meter.used;
+            meter.used = meter.used.saturating_add(report.quantity);
+            w.update(&mut meter)?;
+            crate::work::usage_changed(w, &meter, before)?;
+            Ok(meter)
+        })
+        .await?;
+    Ok(Json(UsageLine {
+        percent: meter
+            .limit
+            .filter(|l| *l > 0)
+            .map(|l| meter.used.saturating_mul(100) / l),
+        over_limit: meter.limit.is_some_and(|l| meter.used > l),
+        meter: meter.meter,
+        name: meter.name,
+        unit: meter.unit,
+        used: meter.used,
+        limit: meter.limit,
+    }))
 }

@@ -197,11 +197,15 @@ async fn create(
                 assignee_id: if v.is_staff() { Some(v.user_id) } else { None },
                 team_id: None,
                 tags: vec![],
+                sla_policy_id: None,
+                sla: None,
+                sla_next_check: None,
                 version: 0,
                 created_at: w.at(),
                 updated_at: w.at(),
             };
             w.insert(&mut conv)?;
+            let first = input.body.clone();
             let msg = NewMessage {
                 id: None,
                 internal: false,
@@ -209,6 +213,7 @@ async fn create(
                 mentions: vec![],
             };
             append_message(w, &v, &mut conv, msg)?;
+            crate::work::conversation_created(w, &mut conv, &first)?;
             Ok(conv)
         })
         .await?;
@@ -258,6 +263,7 @@ async fn patch(
                 );
             }
             let before = serde_json::to_value(&conv).expect("records serialize");
+            let (before_status, before_assignee) = (conv.status, conv.assignee_id);
             if let Some(s) = p.status {
                 conv.status = s;
                 if s != ConversationStatus::Snoozed {
@@ -298,12 +304,21 @@ async fn patch(
                     conv.tags.push(t);
                 }
             }
+            crate::work::sla_on_change(w, &mut conv, before_status, None)?;
             w.update(&mut conv)?;
             w.audit(
                 "conversation.updated",
                 &conv,
                 serde_json::json!({ "before": changed_fields(&before, &conv) }),
             )?;
+            // Capacity freed (resolved, or handed off): queued work moves on.
+            let freed = (conv.status == ConversationStatus::Resolved
+                && before_status != ConversationStatus::Resolved)
+                || (before_assignee.is_some() && conv.assignee_id != before_assignee);
+            if let (true, Some(team)) = (freed, conv.team_id) {
+                crate::work::drain_queue(w, team)?;
+            }
+            crate::work::conversation_updated(w, &mut conv)?;
             Ok(conv)
         })
         .await?;
@@ -442,6 +457,7 @@ fn append_message(
         updated_at: w.at(),
     };
     w.insert(&mut msg)?;
+    let before_status = conv.status;
     conv.message_count += 1;
     conv.last_message_at = w.at();
     // A customer writing reopens a pending, snoozed or resolved thread.
@@ -449,6 +465,7 @@ fn append_message(
         conv.status = ConversationStatus::Open;
         conv.snoozed_until = None;
     }
+    crate::work::sla_on_change(w, conv, before_status, Some(kind))?;
     w.update(conv)?;
     Ok(msg)
 }

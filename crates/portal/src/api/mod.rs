@@ -11,6 +11,7 @@ mod directory;
 mod knowledge;
 mod oauth;
 mod requests;
+mod rules;
 mod sync;
 
 use std::sync::Arc;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(knowledge::routes())
         .merge(directory::routes())
         .merge(sync::routes())
+        .merge(rules::routes())
         // After every route is added: it applies to the routes present now.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {

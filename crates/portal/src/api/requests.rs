@@ -114,6 +114,7 @@ async fn create(
             };
             w.insert(&mut r)?;
             w.audit("request.created", &r, Value::Null)?;
+            crate::work::request_created(w, &mut r)?;
             Ok(r)
         })
         .await?;
