@@ -29,6 +29,34 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     writer: Mutex<Connection>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Dropping this stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL from its own connection and thread, so commits never
+/// pay for it: SQLite's automatic checkpoint runs inside the commit that
+/// crosses the threshold and shows up as write latency spikes.
+fn spawn_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            // Ends when the store (and so the sender) is dropped.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| PortalError::Conflict(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(stop)
 }
 
 /// Who is writing, for the audit trail: a person, or the system (seeder,
@@ -64,7 +92,8 @@ impl Store {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
         migrate(&writer)?;
         let manager = SqliteConnectionManager::file(path)
@@ -76,6 +105,7 @@ impl Store {
         Ok(Store {
             writer: Mutex::new(writer),
             readers,
+            _checkpointer: spawn_checkpointer(path)?,
         })
     }
 
