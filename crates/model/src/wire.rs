@@ -356,6 +356,23 @@ pub struct UsageLine {
     pub over_limit: bool,
 }
 
+impl From<UsageMeter> for UsageLine {
+    fn from(m: UsageMeter) -> Self {
+        UsageLine {
+            percent: m
+                .limit
+                .filter(|l| *l > 0)
+                .map(|l| m.used.saturating_mul(100) / l),
+            over_limit: m.limit.is_some_and(|l| m.used > l),
+            meter: m.meter,
+            name: m.name,
+            unit: m.unit,
+            used: m.used,
+            limit: m.limit,
+        }
+    }
+}
+
 /// Seats paid for against seats held.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeatSummary {

@@ -283,13 +283,18 @@ fn run_automations(
     f: &Facts,
     subject: &mut Subject<'_>,
     acct: &AccountView,
-) -> Result<()> {
+) -> Result<bool> {
     let autos: Vec<Automation> = store::query(
         w,
         "SELECT data FROM automations WHERE event = ?1 ORDER BY id",
         [event.as_str()],
     )?;
     let fired: Vec<Automation> = routing::evaluate(&autos, f).into_iter().cloned().collect();
+    // Notifications and webhooks leave the subject as it was; the rest change it.
+    let changes = fired
+        .iter()
+        .flat_map(|a| &a.actions)
+        .any(|a| !matches!(a, RuleAction::Notify { .. } | RuleAction::Webhook { .. }));
     for a in fired {
         for action in &a.actions {
             apply_action(w, action, subject, acct, &a.name, a.id.0, event)?;
@@ -304,7 +309,7 @@ fn run_automations(
             &a.actions,
         )?;
     }
-    Ok(())
+    Ok(changes)
 }
 
 fn audit_rule(
@@ -389,15 +394,14 @@ pub fn conversation_updated(w: &mut Writer<'_>, conv: &mut Conversation) -> Resu
         None,
         conv.subject.clone(),
     );
-    let before = conv.clone();
-    run_automations(
+    let mut subject = Subject::Conversation(conv);
+    if run_automations(
         w,
         AutomationEvent::ConversationUpdated,
         &f,
-        &mut Subject::Conversation(conv),
+        &mut subject,
         &acct,
-    )?;
-    if *conv != before {
+    )? {
         w.update(conv)?;
     }
     Ok(())
@@ -415,15 +419,8 @@ pub fn request_created(w: &mut Writer<'_>, req: &mut Request) -> Result<()> {
         Some(req.kind),
         format!("{} {}", req.title, req.body),
     );
-    let before = req.clone();
-    run_automations(
-        w,
-        AutomationEvent::RequestCreated,
-        &f,
-        &mut Subject::Request(req),
-        &acct,
-    )?;
-    if *req != before {
+    let mut subject = Subject::Request(req);
+    if run_automations(w, AutomationEvent::RequestCreated, &f, &mut subject, &acct)? {
         w.update(req)?;
     }
     Ok(())

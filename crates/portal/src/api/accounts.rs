@@ -76,15 +76,7 @@ async fn patch(
     let account = st
         .write(Actor::from(&viewer), move |w| {
             let mut a: Account = store::require(w, id.0)?;
-            if let Some(expected) = p.if_version
-                && expected != a.version
-            {
-                return Err(PortalError::VersionConflict {
-                    kind: "account",
-                    expected,
-                    actual: a.version,
-                });
-            }
+            super::check_version("account", p.if_version, a.version)?;
             if let Some(n) = p.name {
                 a.name = n;
             }

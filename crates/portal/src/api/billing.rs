@@ -326,21 +326,7 @@ async fn usage(
             )
         })
         .await?;
-    let lines = meters
-        .into_iter()
-        .map(|m| UsageLine {
-            percent: m
-                .limit
-                .filter(|l| *l > 0)
-                .map(|l| m.used.saturating_mul(100) / l),
-            over_limit: m.limit.is_some_and(|l| m.used > l),
-            meter: m.meter,
-            name: m.name,
-            unit: m.unit,
-            used: m.used,
-            limit: m.limit,
-        })
-        .collect();
+    let lines = meters.into_iter().map(UsageLine::from).collect();
     Ok(Json(lines))
 }
 
@@ -389,16 +375,5 @@ async fn record_usage(
             Ok(meter)
         })
         .await?;
-    Ok(Json(UsageLine {
-        percent: meter
-            .limit
-            .filter(|l| *l > 0)
-            .map(|l| meter.used.saturating_mul(100) / l),
-        over_limit: meter.limit.is_some_and(|l| meter.used > l),
-        meter: meter.meter,
-        name: meter.name,
-        unit: meter.unit,
-        used: meter.used,
-        limit: meter.limit,
-    }))
+    Ok(Json(UsageLine::from(meter)))
 }

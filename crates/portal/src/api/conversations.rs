@@ -150,22 +150,7 @@ async fn create(
     Json(input): Json<NewConversation>,
 ) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     input.validate()?;
-    let account = if viewer.is_staff() {
-        input.account_id.ok_or_else(|| {
-            Invalid::new(
-                "account_id",
-                "staff must say which account the conversation is with",
-            )
-        })?
-    } else {
-        if input
-            .account_id
-            .is_some_and(|a| Some(a) != viewer.account_id)
-        {
-            return Err(PortalError::not_found(Kind::Account, input.account_id.unwrap()).into());
-        }
-        viewer.account_id.expect("customers always have an account")
-    };
+    let account = super::target_account(&viewer, input.account_id, "conversation")?;
     authorize(
         &viewer,
         Action::OpenRequest(account),
@@ -248,15 +233,7 @@ async fn patch(
             }
             authorize(&v, Action::Triage, Kind::Conversation, id)?;
             p.validate()?;
-            if let Some(expected) = p.if_version
-                && expected != conv.version
-            {
-                return Err(PortalError::VersionConflict {
-                    kind: "conversation",
-                    expected,
-                    actual: conv.version,
-                });
-            }
+            super::check_version("conversation", p.if_version, conv.version)?;
             if p.is_empty() {
                 return Err(
                     Invalid::new("body", "nothing to change: give at least one field").into(),

@@ -9,7 +9,7 @@ use portico_model::*;
 use serde_json::{Map, Value};
 
 use super::{ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, shape};
-use crate::error::{PortalError, Result};
+use crate::error::Result;
 use crate::store::{self, Actor};
 
 pub fn routes() -> Router<AppState> {
@@ -118,15 +118,7 @@ async fn update(
     let article = st
         .write(Actor::from(&viewer), move |w| {
             let mut a: Article = store::require(w, id.0)?;
-            if let Some(expected) = input.if_version
-                && expected != a.version
-            {
-                return Err(PortalError::VersionConflict {
-                    kind: "article",
-                    expected,
-                    actual: a.version,
-                });
-            }
+            super::check_version("article", input.if_version, a.version)?;
             let state = input.state.unwrap_or(a.state);
             if state != a.state {
                 check_state_change(&v, id, state)?;

@@ -435,3 +435,39 @@ pub fn authorize(
 ) -> Result<()> {
     portico_model::authorize(viewer, action).map_err(|d| PortalError::denied(d, kind, id))
 }
+
+/// The `if_version` guard of a write: refused with `version_conflict` when the
+/// record moved on since the client read it.
+pub fn check_version(kind: &'static str, if_version: Option<u64>, version: u64) -> Result<()> {
+    match if_version {
+        Some(expected) if expected != version => Err(PortalError::VersionConflict {
+            kind,
+            expected,
+            actual: version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The account a new conversation or request is for: staff must name it;
+/// customers always act on their own (naming another looks like a missing one).
+pub fn target_account(
+    viewer: &Viewer,
+    requested: Option<portico_model::AccountId>,
+    what: &str,
+) -> Result<portico_model::AccountId> {
+    if viewer.is_staff() {
+        return requested.ok_or_else(|| {
+            portico_model::Invalid::new(
+                "account_id",
+                format!("staff must say which account the {what} is for"),
+            )
+            .into()
+        });
+    }
+    let own = viewer.account_id.expect("customers always have an account");
+    match requested {
+        Some(a) if a != own => Err(PortalError::not_found(portico_model::Kind::Account, a)),
+        _ => Ok(own),
+    }
+}

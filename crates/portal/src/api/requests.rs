@@ -70,20 +70,7 @@ async fn create(
     Json(input): Json<NewRequest>,
 ) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     input.validate()?;
-    let account = match (viewer.is_staff(), input.account_id, viewer.account_id) {
-        (true, Some(a), _) => a,
-        (true, None, _) => {
-            return Err(Invalid::new(
-                "account_id",
-                "staff must say which account the request is for",
-            )
-            .into());
-        }
-        (false, Some(a), own) if Some(a) != own => {
-            return Err(PortalError::not_found(Kind::Account, a).into());
-        }
-        (false, _, own) => own.expect("customers always have an account"),
-    };
+    let account = super::target_account(&viewer, input.account_id, "request")?;
     authorize(
         &viewer,
         Action::OpenRequest(account),
@@ -135,15 +122,7 @@ async fn patch(
                 return Err(PortalError::not_found(Kind::Request, id));
             }
             authorize(&v, Action::Triage, Kind::Request, id)?;
-            if let Some(expected) = p.if_version
-                && expected != r.version
-            {
-                return Err(PortalError::VersionConflict {
-                    kind: "request",
-                    expected,
-                    actual: r.version,
-                });
-            }
+            super::check_version("request", p.if_version, r.version)?;
             if let Some(s) = p.status {
                 r.status = s;
             }

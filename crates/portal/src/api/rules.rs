@@ -94,17 +94,6 @@ fn check_rule(
     Ok(())
 }
 
-fn guard(kind: &'static str, if_version: Option<u64>, version: u64) -> Result<()> {
-    match if_version {
-        Some(expected) if expected != version => Err(PortalError::VersionConflict {
-            kind,
-            expected,
-            actual: version,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Writes a rule-like record (new when `existing` is `None`) and audits it.
 fn save<R: Record>(w: &mut Writer<'_>, mut rec: R, new: bool, what: &str) -> Result<R> {
     if new {
@@ -141,7 +130,7 @@ fn rule_from(
     check_rule(w, &i.conditions, &i.actions)?;
     let (id, version, created_at) = match &existing {
         Some(e) => {
-            guard("routing rule", i.if_version, e.version)?;
+            super::check_version("routing rule", i.if_version, e.version)?;
             (e.id, e.version, e.created_at)
         }
         None => (w.new_id(), 0, w.at()),
@@ -239,7 +228,7 @@ fn policy_from(
     .map_err(|e| Invalid::new(e.field.replace("conditions[0].is", "plans"), e.message))?;
     let (id, version, created_at) = match &existing {
         Some(e) => {
-            guard("SLA policy", i.if_version, e.version)?;
+            super::check_version("SLA policy", i.if_version, e.version)?;
             (e.id, e.version, e.created_at)
         }
         None => (w.new_id(), 0, w.at()),
@@ -321,7 +310,7 @@ fn automation_from(
         .any(|a| matches!(a, RuleAction::Webhook { .. }));
     let (id, version, created_at) = match &existing {
         Some(e) => {
-            guard("automation", i.if_version, e.version)?;
+            super::check_version("automation", i.if_version, e.version)?;
             (e.id, e.version, e.created_at)
         }
         None => (w.new_id(), 0, w.at()),
