@@ -13,6 +13,7 @@ pub mod records;
 pub mod role;
 pub mod routing;
 pub mod sla;
+pub mod sync;
 pub mod validate;
 pub mod wire;
 

@@ -63,10 +63,21 @@ pub struct Change {
 /// `GET /v1/sync/changes` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesPage {
+    /// The sync protocol version (see `sync::SYNC_PROTOCOL`).
+    #[serde(default)]
+    pub protocol: u32,
     pub changes: Vec<Change>,
     /// Pass as `after` next time (the last seq examined, visible or not).
     pub next_after: i64,
     pub has_more: bool,
+    /// With `?client_id=`: the highest mutation id of that client the server
+    /// has processed, so the client drops confirmed mutations from its outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_mutation_id: Option<u64>,
+    /// Set when the client must start over with a bootstrap: its cursor is
+    /// older than the retained history or its scope changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resync: bool,
 }
 
 /// Treats a present `null` as `Some(None)` and an absent field as `None`,

@@ -133,8 +133,11 @@ pub fn read_changes(
         }
     }
     Ok(ChangesPage {
+        protocol: portico_model::sync::SYNC_PROTOCOL,
         changes,
         next_after,
         has_more,
+        last_mutation_id: None,
+        resync: false,
     })
 }

@@ -1,0 +1,152 @@
+//! The sync protocol's write side and bootstrap: what the desktop queues
+//! offline and pushes, what the server answers, and the snapshot pages a new
+//! client starts from. Pull is [`crate::wire::ChangesPage`].
+//!
+//! Idempotency: every mutation carries `(client_id, id)` where `id` grows by
+//! one per mutation on that client. The server applies each pair at most once
+//! and answers a replay with the outcome it stored the first time, so a push
+//! retried after a lost answer never applies anything twice.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids::{ConversationId, MessageId, UserId};
+use crate::records::{ConversationStatus, Kind, Priority};
+
+/// Protocol version; a server or client seeing another refuses with a clear error.
+pub const SYNC_PROTOCOL: u32 = 1;
+
+/// Most mutations in one push.
+pub const MAX_PUSH: usize = 100;
+
+/// One change an agent made, possibly offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MutationOp {
+    /// Assign (or with `None`, unassign) a conversation. Last writer wins.
+    Assign { conversation_id: ConversationId, assignee_id: Option<UserId> },
+    /// A guarded status transition: applied only if the conversation is still
+    /// at `if_version` (when given); otherwise rejected, visibly.
+    SetStatus {
+        conversation_id: ConversationId,
+        status: ConversationStatus,
+        #[serde(default)]
+        snoozed_until: Option<Timestamp>,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    /// Last writer wins.
+    SetPriority { conversation_id: ConversationId, priority: Priority },
+    /// Set semantics: adding a present tag or removing an absent one is a no-op.
+    AddTags { conversation_id: ConversationId, tags: Vec<String> },
+    RemoveTags { conversation_id: ConversationId, tags: Vec<String> },
+    /// A reply to the customer; `message_id` is minted by the client, so a
+    /// retried send never duplicates the message.
+    Reply { conversation_id: ConversationId, message_id: MessageId, body: String },
+    /// An internal note, optionally mentioning staff.
+    Note {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        body: String,
+        #[serde(default)]
+        mentions: Vec<UserId>,
+    },
+}
+
+impl MutationOp {
+    pub fn conversation_id(&self) -> ConversationId {
+        match self {
+            MutationOp::Assign { conversation_id, .. }
+            | MutationOp::SetStatus { conversation_id, .. }
+            | MutationOp::SetPriority { conversation_id, .. }
+            | MutationOp::AddTags { conversation_id, .. }
+            | MutationOp::RemoveTags { conversation_id, .. }
+            | MutationOp::Reply { conversation_id, .. }
+            | MutationOp::Note { conversation_id, .. } => *conversation_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mutation {
+    /// Monotonic per client, starting at 1.
+    pub id: u64,
+    pub op: MutationOp,
+}
+
+/// `POST /v1/sync/push`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    pub protocol: u32,
+    /// The installation pushing (a UUID minted once per local database).
+    pub client_id: uuid::Uuid,
+    /// In mutation-id order.
+    pub mutations: Vec<Mutation>,
+}
+
+/// What became of one mutation. Stored with the mutation, so a replay gets
+/// the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    /// Refused; `code` is the stable error code (e.g. `version_conflict`,
+    /// `forbidden`, `not_found`), `message` says why, for the person.
+    Rejected { code: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutationResult {
+    pub id: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// True when this answer is a replay of an earlier push.
+    pub duplicate: bool,
+}
+
+/// `POST /v1/sync/push` answer, one result per mutation in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub protocol: u32,
+    pub results: Vec<MutationResult>,
+    /// The highest mutation id of this client the server has processed.
+    pub last_mutation_id: u64,
+}
+
+/// `GET /v1/sync/bootstrap?kind=&after_id=&limit=[&snapshot=]`: one keyset
+/// page of one kind, redacted for the viewer. The first call (no snapshot)
+/// pins `snapshot`, the change seq to pull from once every kind is loaded;
+/// rows newer than it are harmless because applying keeps the newest version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BootstrapPage {
+    pub protocol: u32,
+    pub snapshot: i64,
+    pub kind: Kind,
+    pub rows: Vec<Map<String, Value>>,
+    /// Pass as `after_id` for the next page of this kind; absent when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after_id: Option<String>,
+}
+
+/// The kinds a staff desktop mirrors, in bootstrap order (parents first).
+pub const BOOTSTRAP_KINDS: [Kind; 16] = [
+    Kind::Plan,
+    Kind::Team,
+    Kind::User,
+    Kind::Account,
+    Kind::Subscription,
+    Kind::Seat,
+    Kind::UsageMeter,
+    Kind::Invoice,
+    Kind::Request,
+    Kind::Conversation,
+    Kind::Message,
+    Kind::Article,
+    Kind::RoutingRule,
+    Kind::SlaPolicy,
+    Kind::Automation,
+    Kind::Alert,
+];
