@@ -41,6 +41,10 @@ pub enum PortalError {
     },
     #[error("the server is shutting down or overloaded")]
     Unavailable,
+    #[error(
+        "sync protocol {got} is not supported; this server speaks protocol {want}: update the app"
+    )]
+    UnsupportedProtocol { got: u32, want: u32 },
 }
 
 /// OAuth 2.0 error codes (RFC 6749 §5.2), kept as their standard strings.
@@ -108,6 +112,7 @@ impl PortalError {
                 "internal"
             }
             PortalError::Unavailable => "unavailable",
+            PortalError::UnsupportedProtocol { .. } => "unsupported_protocol",
         }
     }
 
@@ -126,6 +131,7 @@ impl PortalError {
             },
             PortalError::Storage(_) | PortalError::Pool(_) | PortalError::Corrupt { .. } => 500,
             PortalError::Unavailable => 503,
+            PortalError::UnsupportedProtocol { .. } => 400,
         }
     }
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0002_auth.sql"),
     include_str!("../../../migrations/portal/0003_work_rules.sql"),
     include_str!("../../../migrations/portal/0004_webhooks.sql"),
+    include_str!("../../../migrations/portal/0005_sync.sql"),
 ];
 
 pub struct Store {

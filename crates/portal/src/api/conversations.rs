@@ -226,80 +226,87 @@ async fn patch(
 ) -> Result<Json<Map<String, Value>>, ApiError> {
     let v = viewer.clone();
     let conv = st
-        .write(Actor::from(&viewer), move |w| {
-            let mut conv: Conversation = store::require(w, id)?;
-            if !conv.visible_to(&v) {
-                return Err(PortalError::not_found(Kind::Conversation, id));
-            }
-            authorize(&v, Action::Triage, Kind::Conversation, id)?;
-            p.validate()?;
-            super::check_version("conversation", p.if_version, conv.version)?;
-            if p.is_empty() {
-                return Err(
-                    Invalid::new("body", "nothing to change: give at least one field").into(),
-                );
-            }
-            let before = serde_json::to_value(&conv).expect("records serialize");
-            let (before_status, before_assignee) = (conv.status, conv.assignee_id);
-            if let Some(s) = p.status {
-                conv.status = s;
-                if s != ConversationStatus::Snoozed {
-                    conv.snoozed_until = None;
-                }
-            }
-            if let Some(until) = p.snoozed_until {
-                conv.snoozed_until = until;
-            }
-            if let Some(pr) = p.priority {
-                conv.priority = pr;
-            }
-            if let Some(a) = p.assignee_id {
-                if let Some(user) = a {
-                    let u: User = store::get(w, user.0)?
-                        .ok_or_else(|| Invalid::new("assignee_id", "no such staff user"))?;
-                    if !u.role.is_staff() {
-                        return Err(Invalid::new(
-                            "assignee_id",
-                            "conversations are assigned to staff, not customers",
-                        )
-                        .into());
-                    }
-                }
-                conv.assignee_id = a;
-            }
-            if let Some(t) = p.team_id {
-                if let Some(team) = t
-                    && store::get::<Team>(w, team.0)?.is_none()
-                {
-                    return Err(Invalid::new("team_id", "no such team").into());
-                }
-                conv.team_id = t;
-            }
-            conv.tags.retain(|t| !p.remove_tags.contains(t));
-            for t in p.add_tags {
-                if !conv.tags.contains(&t) {
-                    conv.tags.push(t);
-                }
-            }
-            crate::work::sla_on_change(w, &mut conv, before_status, None)?;
-            w.update(&mut conv)?;
-            w.audit(
-                "conversation.updated",
-                &conv,
-                serde_json::json!({ "before": changed_fields(&before, &conv) }),
-            )?;
-            // Capacity freed (resolved, or handed off): queued work moves on.
-            let freed = (conv.status == ConversationStatus::Resolved
-                && before_status != ConversationStatus::Resolved)
-                || (before_assignee.is_some() && conv.assignee_id != before_assignee);
-            if let (true, Some(team)) = (freed, conv.team_id) {
-                crate::work::drain_queue(w, team)?;
-            }
-            crate::work::conversation_updated(w, &mut conv)?;
-            Ok(conv)
-        })
+        .write(Actor::from(&viewer), move |w| apply_patch(w, &v, id, p))
         .await?;
     Ok(shape(&viewer, &conv)?)
+}
+
+/// Staff triage of one conversation inside the caller's transaction: the
+/// same rules for the HTTP PATCH and for pushed offline mutations.
+pub(crate) fn apply_patch(
+    w: &mut Writer<'_>,
+    v: &Viewer,
+    id: uuid::Uuid,
+    p: ConversationPatch,
+) -> Result<Conversation> {
+    let mut conv: Conversation = store::require(w, id)?;
+    if !conv.visible_to(v) {
+        return Err(PortalError::not_found(Kind::Conversation, id));
+    }
+    authorize(v, Action::Triage, Kind::Conversation, id)?;
+    p.validate()?;
+    super::check_version("conversation", p.if_version, conv.version)?;
+    if p.is_empty() {
+        return Err(Invalid::new("body", "nothing to change: give at least one field").into());
+    }
+    let before = serde_json::to_value(&conv).expect("records serialize");
+    let (before_status, before_assignee) = (conv.status, conv.assignee_id);
+    if let Some(s) = p.status {
+        conv.status = s;
+        if s != ConversationStatus::Snoozed {
+            conv.snoozed_until = None;
+        }
+    }
+    if let Some(until) = p.snoozed_until {
+        conv.snoozed_until = until;
+    }
+    if let Some(pr) = p.priority {
+        conv.priority = pr;
+    }
+    if let Some(a) = p.assignee_id {
+        if let Some(user) = a {
+            let u: User = store::get(w, user.0)?
+                .ok_or_else(|| Invalid::new("assignee_id", "no such staff user"))?;
+            if !u.role.is_staff() {
+                return Err(Invalid::new(
+                    "assignee_id",
+                    "conversations are assigned to staff, not customers",
+                )
+                .into());
+            }
+        }
+        conv.assignee_id = a;
+    }
+    if let Some(t) = p.team_id {
+        if let Some(team) = t
+            && store::get::<Team>(w, team.0)?.is_none()
+        {
+            return Err(Invalid::new("team_id", "no such team").into());
+        }
+        conv.team_id = t;
+    }
+    conv.tags.retain(|t| !p.remove_tags.contains(t));
+    for t in p.add_tags {
+        if !conv.tags.contains(&t) {
+            conv.tags.push(t);
+        }
+    }
+    crate::work::sla_on_change(w, &mut conv, before_status, None)?;
+    w.update(&mut conv)?;
+    w.audit(
+        "conversation.updated",
+        &conv,
+        serde_json::json!({ "before": changed_fields(&before, &conv) }),
+    )?;
+    // Capacity freed (resolved, or handed off): queued work moves on.
+    let freed = (conv.status == ConversationStatus::Resolved
+        && before_status != ConversationStatus::Resolved)
+        || (before_assignee.is_some() && conv.assignee_id != before_assignee);
+    if let (true, Some(team)) = (freed, conv.team_id) {
+        crate::work::drain_queue(w, team)?;
+    }
+    crate::work::conversation_updated(w, &mut conv)?;
+    Ok(conv)
 }
 
 /// The previous values of the fields a write changed, for the audit trail.
@@ -362,27 +369,7 @@ async fn post_message(
     input.validate()?;
     let v = viewer.clone();
     let (msg, created) = st
-        .write(Actor::from(&viewer), move |w| {
-            let mut conv: Conversation = store::require(w, id)?;
-            if !conv.visible_to(&v) {
-                return Err(PortalError::not_found(Kind::Conversation, id));
-            }
-            if let Some(mid) = input.id
-                && let Some(existing) = store::get::<Message>(w, mid.0)?
-            {
-                if existing.conversation_id == conv.id
-                    && existing.body == input.body
-                    && existing.author_id == Some(v.user_id)
-                {
-                    return Ok((existing, false));
-                }
-                return Err(PortalError::Conflict(format!(
-                    "message id {mid} is already used for another message"
-                )));
-            }
-            let msg = append_message(w, &v, &mut conv, input)?;
-            Ok((msg, true))
-        })
+        .write(Actor::from(&viewer), move |w| post_in(w, &v, id, input))
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -390,6 +377,37 @@ async fn post_message(
         StatusCode::OK
     };
     Ok((status, shape(&viewer, &msg)?))
+}
+
+/// Posts a message inside the caller's transaction. A message id already
+/// stored with the same author and body is the earlier send, returned as it
+/// was (`false`); with anything else it is a conflict.
+pub(crate) fn post_in(
+    w: &mut Writer<'_>,
+    v: &Viewer,
+    id: uuid::Uuid,
+    input: NewMessage,
+) -> Result<(Message, bool)> {
+    input.validate()?;
+    let mut conv: Conversation = store::require(w, id)?;
+    if !conv.visible_to(v) {
+        return Err(PortalError::not_found(Kind::Conversation, id));
+    }
+    if let Some(mid) = input.id
+        && let Some(existing) = store::get::<Message>(w, mid.0)?
+    {
+        if existing.conversation_id == conv.id
+            && existing.body == input.body
+            && existing.author_id == Some(v.user_id)
+        {
+            return Ok((existing, false));
+        }
+        return Err(PortalError::Conflict(format!(
+            "message id {mid} is already used for another message"
+        )));
+    }
+    let msg = append_message(w, v, &mut conv, input)?;
+    Ok((msg, true))
 }
 
 /// Appends a message and bumps the conversation; shared by create and reply.

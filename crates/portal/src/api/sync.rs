@@ -1,11 +1,15 @@
-//! The change feed: every committed write after a cursor, as the viewer may
-//! see it. The sync engine (desktop) and tests read it; rows are redacted by
-//! the same policy as every other exit.
+//! Sync: the change feed (every committed write after a cursor, as the
+//! viewer may see it), bootstrap pages, and pushed offline mutations applied
+//! exactly once. Rows are redacted by the same policy as every other exit.
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use portico_model::wire::{Change, ChangeOp, ChangesPage};
+use axum::routing::{get, post};
+use portico_model::sync::{
+    BootstrapPage, MAX_PUSH, MutationOp, MutationResult, Outcome, PushRequest, PushResponse,
+    SYNC_PROTOCOL,
+};
+use portico_model::wire::{Change, ChangeOp, ChangesPage, ConversationPatch, NewMessage};
 use portico_model::*;
 use serde::Deserialize;
 
@@ -13,7 +17,10 @@ use super::{ApiError, AppState, Auth, Json, Query};
 use crate::error::{PortalError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/sync/changes", get(changes))
+    Router::new()
+        .route("/v1/sync/changes", get(changes))
+        .route("/v1/sync/bootstrap", get(bootstrap))
+        .route("/v1/sync/push", post(push))
 }
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +29,8 @@ struct ChangesQuery {
     #[serde(default)]
     after: i64,
     limit: Option<usize>,
+    /// The pushing installation: its last processed mutation id comes back.
+    client_id: Option<uuid::Uuid>,
 }
 
 const MAX_CHANGES: usize = 1_000;
@@ -44,7 +53,20 @@ async fn changes(
     }
     let v = viewer.clone();
     let page = st
-        .read(move |c| read_changes(c, &v, q.after, limit))
+        .read(move |c| {
+            let mut page = read_changes(c, &v, q.after, limit)?;
+            // A cursor from the future means this server's history is not the
+            // one the client synced from (restored backup, new database).
+            let newest: i64 =
+                c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                    r.get(0)
+                })?;
+            page.resync = q.after > newest;
+            if let Some(client) = q.client_id {
+                page.last_mutation_id = Some(last_mutation(c, v.user_id, client)?);
+            }
+            Ok(page)
+        })
         .await?;
     Ok(Json(page))
 }
@@ -140,4 +162,312 @@ pub fn read_changes(
         last_mutation_id: None,
         resync: false,
     })
+}
+
+fn last_mutation(c: &rusqlite::Connection, user: UserId, client: uuid::Uuid) -> Result<u64> {
+    Ok(c.query_row(
+        "SELECT coalesce(max(mutation_id), 0) FROM client_mutations WHERE user_id = ?1 AND client_id = ?2",
+        [user.to_string(), client.to_string()],
+        |r| r.get(0),
+    )?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BootstrapQuery {
+    kind: String,
+    after_id: Option<uuid::Uuid>,
+    limit: Option<usize>,
+    snapshot: Option<i64>,
+}
+
+const MAX_BOOTSTRAP: usize = 5_000;
+
+/// One keyset page of one kind, redacted for the viewer. The first call pins
+/// the snapshot seq; the client pulls changes after it once every kind is in.
+async fn bootstrap(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(q): Query<BootstrapQuery>,
+) -> Result<Json<BootstrapPage>, ApiError> {
+    let kind = Kind::parse(&q.kind).ok_or_else(|| {
+        Invalid::new(
+            "kind",
+            format!(
+                "{:?} is not a record kind, e.g. conversation or message",
+                q.kind
+            ),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(1_000);
+    if limit == 0 || limit > MAX_BOOTSTRAP {
+        return Err(Invalid::new("limit", format!("must be between 1 and {MAX_BOOTSTRAP}")).into());
+    }
+    let v = viewer.clone();
+    let page = st
+        .read(move |c| {
+            let snapshot = match q.snapshot {
+                Some(s) => s,
+                None => c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| r.get(0))?,
+            };
+            let after = q.after_id.map(|u| u.to_string()).unwrap_or_default();
+            // Customers scan their own account's rows, global ones and the
+            // community; the policy then decides row by row.
+            let account = v.account_id.filter(|_| !v.is_staff()).map(|a| a.to_string());
+            let community = kind == Kind::CommunityPost;
+            let scoped = format!(
+                "SELECT id, data FROM {} WHERE id > ?1 AND (account_id = ?3 OR account_id IS NULL OR ?4)
+                 ORDER BY id LIMIT ?2",
+                kind.table()
+            );
+            let all = format!("SELECT id, data FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2", kind.table());
+            let mut stmt = c.prepare_cached(if account.is_some() { &scoped } else { &all })?;
+            let read_row = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+            let rows: Vec<(String, String)> = match &account {
+                Some(a) => stmt
+                    .query_map(rusqlite::params![after, limit as i64, a, community], read_row)?
+                    .collect::<Result<_, _>>()?,
+                None => stmt.query_map(rusqlite::params![after, limit as i64], read_row)?.collect::<Result<_, _>>()?,
+            };
+            let mut out = Vec::new();
+            let mut last = None;
+            let mut scanned = 0;
+            for (id, data) in rows {
+                scanned += 1;
+                let value: serde_json::Value =
+                    serde_json::from_str(&data).map_err(|source| PortalError::Corrupt { kind, source })?;
+                let shaped = redact_row(&v, kind, &value).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
+                out.extend(shaped);
+                last = Some(id);
+            }
+            Ok(BootstrapPage {
+                protocol: SYNC_PROTOCOL,
+                snapshot,
+                kind,
+                rows: out,
+                next_after_id: if scanned == limit { last } else { None },
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
+
+/// Applies pushed mutations in order, each at most once per (user, client,
+/// mutation id). Each runs in its own transaction that also records its
+/// outcome; a refused one is recorded as rejected in a second transaction,
+/// so a replay gets the same answer and nothing half-applied remains.
+async fn push(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(req): Json<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    if req.protocol != SYNC_PROTOCOL {
+        return Err(PortalError::UnsupportedProtocol {
+            got: req.protocol,
+            want: SYNC_PROTOCOL,
+        }
+        .into());
+    }
+    if req.mutations.len() > MAX_PUSH {
+        return Err(Invalid::new(
+            "mutations",
+            format!("push at most {MAX_PUSH} mutations at a time"),
+        )
+        .into());
+    }
+    if req.mutations.windows(2).any(|w| w[0].id >= w[1].id)
+        || req.mutations.first().is_some_and(|m| m.id == 0)
+    {
+        return Err(Invalid::new(
+            "mutations",
+            "mutation ids start at 1 and increase within a push",
+        )
+        .into());
+    }
+    let mut results = Vec::with_capacity(req.mutations.len());
+    for m in req.mutations {
+        let (v, client, id) = (viewer.clone(), req.client_id, m.id);
+        let op = m.op.clone();
+        let first = st
+            .write(crate::store::Actor::from(&viewer), move |w| {
+                if let Some(stored) = stored_outcome(w, &v, client, id)? {
+                    return Ok((stored, true));
+                }
+                apply_op(w, &v, op)?;
+                record(w, &v, client, id, &Outcome::Applied)?;
+                Ok((Outcome::Applied, false))
+            })
+            .await;
+        let (outcome, duplicate) = match first {
+            Ok(done) => done,
+            Err(e) if e.status() >= 500 => return Err(e.into()),
+            Err(e) => {
+                let outcome = Outcome::Rejected {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                };
+                let v = viewer.clone();
+                st.write(crate::store::Actor::from(&viewer), move |w| {
+                    if let Some(stored) = stored_outcome(w, &v, client, id)? {
+                        return Ok((stored, true));
+                    }
+                    record(w, &v, client, id, &outcome)?;
+                    Ok((outcome, false))
+                })
+                .await?
+            }
+        };
+        results.push(MutationResult {
+            id,
+            outcome,
+            duplicate,
+        });
+    }
+    let (v, client) = (viewer.clone(), req.client_id);
+    let last_mutation_id = st
+        .read(move |c| last_mutation(c, v.user_id, client))
+        .await?;
+    Ok(Json(PushResponse {
+        protocol: SYNC_PROTOCOL,
+        results,
+        last_mutation_id,
+    }))
+}
+
+fn stored_outcome(
+    c: &rusqlite::Connection,
+    v: &Viewer,
+    client: uuid::Uuid,
+    id: u64,
+) -> Result<Option<Outcome>> {
+    use rusqlite::OptionalExtension;
+    let stored: Option<String> = c
+        .query_row(
+            "SELECT outcome FROM client_mutations WHERE user_id = ?1 AND client_id = ?2 AND mutation_id = ?3",
+            rusqlite::params![v.user_id.to_string(), client.to_string(), id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(stored.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+fn record(
+    w: &crate::store::Writer<'_>,
+    v: &Viewer,
+    client: uuid::Uuid,
+    id: u64,
+    outcome: &Outcome,
+) -> Result<()> {
+    w.execute(
+        "INSERT INTO client_mutations (user_id, client_id, mutation_id, outcome, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![
+            v.user_id.to_string(),
+            client.to_string(),
+            id,
+            serde_json::to_string(outcome).expect("outcomes serialize"),
+            w.at().to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+/// The same code paths as the HTTP API: a pushed mutation obeys every rule
+/// a direct request does.
+fn apply_op(w: &mut crate::store::Writer<'_>, v: &Viewer, op: MutationOp) -> Result<()> {
+    use super::conversations::{apply_patch, post_in};
+    let id = op.conversation_id().0;
+    match op {
+        MutationOp::Assign { assignee_id, .. } => {
+            apply_patch(
+                w,
+                v,
+                id,
+                ConversationPatch {
+                    assignee_id: Some(assignee_id),
+                    ..Default::default()
+                },
+            )?;
+        }
+        MutationOp::SetStatus {
+            status,
+            snoozed_until,
+            if_version,
+            ..
+        } => {
+            let p = ConversationPatch {
+                status: Some(status),
+                snoozed_until: snoozed_until.map(Some),
+                if_version,
+                ..Default::default()
+            };
+            apply_patch(w, v, id, p)?;
+        }
+        MutationOp::SetPriority { priority, .. } => {
+            apply_patch(
+                w,
+                v,
+                id,
+                ConversationPatch {
+                    priority: Some(priority),
+                    ..Default::default()
+                },
+            )?;
+        }
+        MutationOp::AddTags { tags, .. } => {
+            apply_patch(
+                w,
+                v,
+                id,
+                ConversationPatch {
+                    add_tags: tags,
+                    ..Default::default()
+                },
+            )?;
+        }
+        MutationOp::RemoveTags { tags, .. } => {
+            apply_patch(
+                w,
+                v,
+                id,
+                ConversationPatch {
+                    remove_tags: tags,
+                    ..Default::default()
+                },
+            )?;
+        }
+        MutationOp::Reply {
+            message_id, body, ..
+        } => {
+            post_in(
+                w,
+                v,
+                id,
+                NewMessage {
+                    id: Some(message_id),
+                    internal: false,
+                    body,
+                    mentions: vec![],
+                },
+            )?;
+        }
+        MutationOp::Note {
+            message_id,
+            body,
+            mentions,
+            ..
+        } => {
+            post_in(
+                w,
+                v,
+                id,
+                NewMessage {
+                    id: Some(message_id),
+                    internal: true,
+                    body,
+                    mentions,
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
