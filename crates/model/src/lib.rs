@@ -8,6 +8,7 @@
 pub mod assign;
 pub mod billing;
 pub mod ids;
+pub mod live;
 pub mod policy;
 pub mod records;
 pub mod role;

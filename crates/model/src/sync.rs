@@ -25,7 +25,10 @@ pub const MAX_PUSH: usize = 100;
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MutationOp {
     /// Assign (or with `None`, unassign) a conversation. Last writer wins.
-    Assign { conversation_id: ConversationId, assignee_id: Option<UserId> },
+    Assign {
+        conversation_id: ConversationId,
+        assignee_id: Option<UserId>,
+    },
     /// A guarded status transition: applied only if the conversation is still
     /// at `if_version` (when given); otherwise rejected, visibly.
     SetStatus {
@@ -37,13 +40,26 @@ pub enum MutationOp {
         if_version: Option<u64>,
     },
     /// Last writer wins.
-    SetPriority { conversation_id: ConversationId, priority: Priority },
+    SetPriority {
+        conversation_id: ConversationId,
+        priority: Priority,
+    },
     /// Set semantics: adding a present tag or removing an absent one is a no-op.
-    AddTags { conversation_id: ConversationId, tags: Vec<String> },
-    RemoveTags { conversation_id: ConversationId, tags: Vec<String> },
+    AddTags {
+        conversation_id: ConversationId,
+        tags: Vec<String>,
+    },
+    RemoveTags {
+        conversation_id: ConversationId,
+        tags: Vec<String>,
+    },
     /// A reply to the customer; `message_id` is minted by the client, so a
     /// retried send never duplicates the message.
-    Reply { conversation_id: ConversationId, message_id: MessageId, body: String },
+    Reply {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        body: String,
+    },
     /// An internal note, optionally mentioning staff.
     Note {
         conversation_id: ConversationId,
@@ -57,13 +73,27 @@ pub enum MutationOp {
 impl MutationOp {
     pub fn conversation_id(&self) -> ConversationId {
         match self {
-            MutationOp::Assign { conversation_id, .. }
-            | MutationOp::SetStatus { conversation_id, .. }
-            | MutationOp::SetPriority { conversation_id, .. }
-            | MutationOp::AddTags { conversation_id, .. }
-            | MutationOp::RemoveTags { conversation_id, .. }
-            | MutationOp::Reply { conversation_id, .. }
-            | MutationOp::Note { conversation_id, .. } => *conversation_id,
+            MutationOp::Assign {
+                conversation_id, ..
+            }
+            | MutationOp::SetStatus {
+                conversation_id, ..
+            }
+            | MutationOp::SetPriority {
+                conversation_id, ..
+            }
+            | MutationOp::AddTags {
+                conversation_id, ..
+            }
+            | MutationOp::RemoveTags {
+                conversation_id, ..
+            }
+            | MutationOp::Reply {
+                conversation_id, ..
+            }
+            | MutationOp::Note {
+                conversation_id, ..
+            } => *conversation_id,
         }
     }
 }
@@ -95,7 +125,10 @@ pub enum Outcome {
     Applied,
     /// Refused; `code` is the stable error code (e.g. `version_conflict`,
     /// `forbidden`, `not_found`), `message` says why, for the person.
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

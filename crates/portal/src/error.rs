@@ -45,6 +45,10 @@ pub enum PortalError {
         "sync protocol {got} is not supported; this server speaks protocol {want}: update the app"
     )]
     UnsupportedProtocol { got: u32, want: u32 },
+    #[error(
+        "{0} replied since you opened this conversation; read their answer, then send again with force to reply anyway"
+    )]
+    NewerReply(String),
 }
 
 /// OAuth 2.0 error codes (RFC 6749 §5.2), kept as their standard strings.
@@ -113,6 +117,7 @@ impl PortalError {
             }
             PortalError::Unavailable => "unavailable",
             PortalError::UnsupportedProtocol { .. } => "unsupported_protocol",
+            PortalError::NewerReply(_) => "newer_reply",
         }
     }
 
@@ -132,6 +137,7 @@ impl PortalError {
             PortalError::Storage(_) | PortalError::Pool(_) | PortalError::Corrupt { .. } => 500,
             PortalError::Unavailable => 503,
             PortalError::UnsupportedProtocol { .. } => 400,
+            PortalError::NewerReply(_) => 409,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod invoices;
+pub mod live;
 pub mod seed;
 pub mod store;
 pub mod webhooks;
@@ -30,10 +31,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let fan_out = live::spawn_fan_out(state.live.clone(), state.store.clone());
+    let hub = state.live.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    // Live sockets never end on their own: close them when shutdown starts,
+    // so graceful shutdown can finish the in-flight requests and return.
+    let shutdown = async move {
+        shutdown.await;
+        hub.close_all(
+            portico_model::live::close::GOING_AWAY,
+            "server shutting down",
+        );
+    };
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    fan_out.abort();
+    result
 }
 
 /// Opens the store at `path` with the given clock: the state `serve` needs.

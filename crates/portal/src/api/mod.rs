@@ -6,13 +6,13 @@
 
 mod accounts;
 mod billing;
-mod conversations;
+pub(crate) mod conversations;
 mod directory;
 mod knowledge;
 mod oauth;
 mod requests;
 mod rules;
-mod sync;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -46,6 +46,8 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Live WebSocket clients.
+    pub live: Arc<crate::live::Hub>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             clock,
             limiter: Arc::new(LoginLimiter::new(10, 15 * 60)),
             secure_cookies: false,
+            live: Arc::default(),
         }
     }
 
@@ -77,9 +80,14 @@ impl AppState {
     ) -> Result<T> {
         let store = self.store.clone();
         let at = self.clock.now();
-        tokio::task::spawn_blocking(move || store.write(actor, at, f))
+        let out = tokio::task::spawn_blocking(move || store.write(actor, at, f))
             .await
-            .map_err(|_| PortalError::Unavailable)?
+            .map_err(|_| PortalError::Unavailable)?;
+        if out.is_ok() {
+            // Committed: live clients get the change now, not at the next poll.
+            self.live.wake();
+        }
+        out
     }
 
     /// Runs blocking work that needs the whole store (auth bookkeeping).
@@ -106,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .merge(directory::routes())
         .merge(sync::routes())
         .merge(rules::routes())
+        .route("/v1/live", get(crate::live::upgrade))
+        .route("/chat", get(chat_page))
         // After every route is added: it applies to the routes present now.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {
@@ -142,6 +152,11 @@ async fn method_not_allowed() -> Response {
         "method_not_allowed",
         "this path does not take that method; the Allow header lists those it does".into(),
     )
+}
+
+/// The customer chat page: sign in, open a chat, talk over `/v1/live`.
+async fn chat_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../chat.html"))
 }
 
 /// An error on its way out as JSON.

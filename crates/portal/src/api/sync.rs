@@ -71,28 +71,36 @@ async fn changes(
     Ok(Json(page))
 }
 
-/// Reads up to `limit` change rows after `after`, keeping those the viewer
-/// may see. Customers only ever scan their own account's rows, global ones,
-/// and the community (public to every customer).
-pub fn read_changes(
+/// A change-log row as stored: the full record, before any redaction.
+#[derive(Debug, Clone)]
+pub struct RawChange {
+    pub seq: i64,
+    pub kind: Kind,
+    pub id: uuid::Uuid,
+    pub op: ChangeOp,
+    pub version: u64,
+    pub row: Option<serde_json::Value>,
+    pub account_id: Option<String>,
+}
+
+/// Up to `limit` change-log rows after `after`, in commit order. With
+/// `scope`, only that account's rows, global ones and the community (what a
+/// customer could possibly see); the policy still decides row by row.
+pub fn read_raw(
     c: &rusqlite::Connection,
-    viewer: &Viewer,
     after: i64,
     limit: usize,
-) -> Result<ChangesPage> {
-    let (sql, account) = match viewer.account_id.filter(|_| !viewer.is_staff()) {
-        Some(a) => (
+    scope: Option<&str>,
+) -> Result<Vec<RawChange>> {
+    let sql = match scope {
+        Some(_) => {
             "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log
-             WHERE seq > ?1 AND (account_id = ?3 OR account_id IS NULL OR kind = 'community_post') ORDER BY seq LIMIT ?2",
-            Some(a.to_string()),
-        ),
-        None => (
-            "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log WHERE seq > ?1 AND ?3 IS NULL ORDER BY seq LIMIT ?2",
-            None,
-        ),
+             WHERE seq > ?1 AND (account_id = ?3 OR account_id IS NULL OR kind = 'community_post') ORDER BY seq LIMIT ?2"
+        }
+        None => "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log WHERE seq > ?1 AND ?3 IS NULL ORDER BY seq LIMIT ?2",
     };
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(rusqlite::params![after, limit as i64 + 1, account], |r| {
+    let rows = stmt.query_map(rusqlite::params![after, limit as i64, scope], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
@@ -103,56 +111,94 @@ pub fn read_changes(
             r.get::<_, Option<String>>(6)?,
         ))
     })?;
-    let mut changes = Vec::new();
-    let mut next_after = after;
-    let mut has_more = false;
-    for (i, row) in rows.enumerate() {
-        if i == limit {
-            has_more = true;
-            break;
-        }
-        let (seq, kind, id, op, version, row, row_account) = row?;
-        next_after = seq;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, kind, id, op, version, row, account_id) = row?;
         let kind = Kind::parse(&kind).ok_or_else(|| {
             PortalError::Conflict(format!("change {seq} has unknown kind {kind}"))
         })?;
         let id: uuid::Uuid = id
             .parse()
             .map_err(|_| PortalError::Conflict(format!("change {seq} has a malformed id")))?;
-        match (op.as_str(), row) {
-            ("upsert", Some(row)) => {
-                let value: serde_json::Value = serde_json::from_str(&row)
-                    .map_err(|source| PortalError::Corrupt { kind, source })?;
-                let shaped =
-                    redact_row(viewer, kind, &value).map_err(|e| PortalError::Corrupt {
-                        kind,
-                        source: e.source,
-                    })?;
-                if let Some(row) = shaped {
-                    changes.push(Change {
-                        seq,
-                        kind,
-                        id,
-                        op: ChangeOp::Upsert,
-                        version,
-                        row: Some(row),
-                    });
-                }
-            }
-            _ => {
-                // Tombstones carry no data; customers get them only for their own account's rows.
-                if viewer.is_staff() || (row_account.is_some() && row_account == account) {
-                    changes.push(Change {
-                        seq,
-                        kind,
-                        id,
-                        op: ChangeOp::Delete,
-                        version,
-                        row: None,
-                    });
-                }
-            }
+        let row = row
+            .map(|r| {
+                serde_json::from_str(&r).map_err(|source| PortalError::Corrupt { kind, source })
+            })
+            .transpose()?;
+        let op = if op == "delete" {
+            ChangeOp::Delete
+        } else {
+            ChangeOp::Upsert
+        };
+        out.push(RawChange {
+            seq,
+            kind,
+            id,
+            op,
+            version,
+            row,
+            account_id,
+        });
+    }
+    Ok(out)
+}
+
+/// The change as `viewer` may see it, or `None`. The one rule for the feed
+/// and the live socket: upserts are redacted by the policy; tombstones carry
+/// no data and reach customers only for their own account's rows.
+pub fn shape_change(viewer: &Viewer, raw: &RawChange) -> Result<Option<Change>> {
+    let (seq, kind, id, version) = (raw.seq, raw.kind, raw.id, raw.version);
+    match (&raw.op, &raw.row) {
+        (ChangeOp::Upsert, Some(row)) => {
+            let shaped = redact_row(viewer, kind, row).map_err(|e| PortalError::Corrupt {
+                kind,
+                source: e.source,
+            })?;
+            Ok(shaped.map(|row| Change {
+                seq,
+                kind,
+                id,
+                op: ChangeOp::Upsert,
+                version,
+                row: Some(row),
+            }))
         }
+        _ => {
+            let own = viewer
+                .account_id
+                .is_some_and(|a| raw.account_id.as_deref() == Some(a.to_string().as_str()));
+            Ok((viewer.is_staff() || own).then_some(Change {
+                seq,
+                kind,
+                id,
+                op: ChangeOp::Delete,
+                version,
+                row: None,
+            }))
+        }
+    }
+}
+
+/// Reads up to `limit` change rows after `after`, keeping those the viewer
+/// may see. Customers only ever scan their own account's rows, global ones,
+/// and the community (public to every customer).
+pub fn read_changes(
+    c: &rusqlite::Connection,
+    viewer: &Viewer,
+    after: i64,
+    limit: usize,
+) -> Result<ChangesPage> {
+    let scope = viewer
+        .account_id
+        .filter(|_| !viewer.is_staff())
+        .map(|a| a.to_string());
+    let mut raw = read_raw(c, after, limit + 1, scope.as_deref())?;
+    let has_more = raw.len() > limit;
+    raw.truncate(limit);
+    let next_after = raw.last().map_or(after, |r| r.seq);
+    let mut changes = Vec::new();
+    for r in &raw {
+        changes.extend(shape_change(viewer, r)?);
     }
     Ok(ChangesPage {
         protocol: portico_model::sync::SYNC_PROTOCOL,

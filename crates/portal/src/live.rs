@@ -1,0 +1,724 @@
+//! The live hub behind `/v1/live`: one WebSocket per signed-in client,
+//! carrying committed changes (redacted per viewer, tagged with `seq`) and
+//! ephemeral signals (typing, presence for collision detection, reads).
+//!
+//! Each connection has a bounded outgoing queue and the hub never waits on a
+//! client. A burst that overflows a queue skips that client's changes and
+//! tells it `lagged` (it pulls the rest over HTTP); a client that stops
+//! reading altogether is closed with `TOO_SLOW`. Either way one slow client
+//! never delays the others.
+//! Chat messages sent over the socket go through the same write path as
+//! `POST /messages` (client-minted ids: a resend never duplicates), and are
+//! acknowledged only once committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use portico_model::live::{self, ClientFrame, ServerFrame, close};
+use portico_model::*;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::api::AppState;
+use crate::api::sync::{RawChange, read_changes, read_raw, shape_change};
+use crate::error::{PortalError, Result};
+use crate::store::{self, Store};
+
+/// Frames queued per connection before it counts as too slow.
+pub const QUEUE: usize = 256;
+/// Frames a client may send: a burst, refilled per second.
+const RATE_BURST: f64 = 40.0;
+const RATE_PER_SEC: f64 = 20.0;
+/// Server pings this often; a client silent for three periods is dropped.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A write to a socket that takes longer than this means the client is gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+type CloseReason = Option<(u16, String)>;
+
+struct Conn {
+    viewer: Viewer,
+    tx: mpsc::Sender<ServerFrame>,
+    /// Set when changes were skipped: the seq the client has everything up to.
+    lagged_after: Option<i64>,
+    /// When the writer last got a frame out (ms since the hub started).
+    progress: Arc<AtomicU64>,
+    close: watch::Sender<CloseReason>,
+    subscriptions: HashSet<ConversationId>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<u64, Conn>,
+    /// Who is viewing each conversation, by connection.
+    presence: HashMap<ConversationId, HashMap<u64, live::Viewer>>,
+}
+
+/// A client whose queue stays full this long has stopped reading.
+const STALL: Duration = Duration::from_secs(3);
+
+/// Connections and presence, shared by the socket tasks and the fan-out task.
+pub struct Hub {
+    state: std::sync::Mutex<State>,
+    next_id: AtomicU64,
+    wake: Notify,
+    epoch: Instant,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            state: Default::default(),
+            next_id: AtomicU64::new(0),
+            wake: Notify::new(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Hub {
+    /// Tells the fan-out task new changes are committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().conns.len()
+    }
+
+    /// Closes every socket (server shutdown), so graceful shutdown can finish.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let st = self.state.lock().unwrap();
+        for c in st.conns.values() {
+            let _ = c.close.send(Some((code, reason.to_owned())));
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn register(
+        &self,
+        viewer: Viewer,
+        tx: mpsc::Sender<ServerFrame>,
+        close: watch::Sender<CloseReason>,
+    ) -> (u64, Arc<AtomicU64>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let progress = Arc::new(AtomicU64::new(self.now_ms()));
+        let conn = Conn {
+            viewer,
+            tx,
+            lagged_after: None,
+            progress: progress.clone(),
+            close,
+            subscriptions: HashSet::new(),
+        };
+        self.state.lock().unwrap().conns.insert(id, conn);
+        (id, progress)
+    }
+
+    /// Closes clients whose queue is full and whose writer made no progress
+    /// for [`STALL`]: they stopped reading.
+    fn reap_stalled(&self) {
+        let now = self.now_ms();
+        let st = self.state.lock().unwrap();
+        for conn in st.conns.values() {
+            let idle = now.saturating_sub(conn.progress.load(Ordering::Relaxed));
+            if conn.tx.capacity() == 0 && idle > STALL.as_millis() as u64 {
+                tracing::info!(user = %conn.viewer.user_id, "live client stopped reading; closing it");
+                let _ = conn.close.send(Some((
+                    close::TOO_SLOW,
+                    "too slow to keep up: reconnect and pull over HTTP".into(),
+                )));
+            }
+        }
+    }
+
+    fn unregister(&self, id: u64) {
+        let left: Vec<ConversationId> = {
+            let mut st = self.state.lock().unwrap();
+            st.conns.remove(&id);
+            let mut left = Vec::new();
+            for (conv, viewers) in st.presence.iter_mut() {
+                if viewers.remove(&id).is_some() {
+                    left.push(*conv);
+                }
+            }
+            left
+        };
+        for conv in left {
+            self.broadcast_presence(conv);
+        }
+    }
+
+    /// Tells lagging clients to pull, as soon as their queue has room: a
+    /// burst may end while the queue is still full.
+    fn flush_lagged(&self) {
+        let mut st = self.state.lock().unwrap();
+        for conn in st.conns.values_mut() {
+            if let Some(after_seq) = conn.lagged_after
+                && conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_ok()
+            {
+                conn.lagged_after = None;
+            }
+        }
+    }
+
+    /// Queues an ephemeral frame without waiting; dropped if the queue is full.
+    fn offer(conn: &Conn, frame: ServerFrame) {
+        let _ = conn.tx.try_send(frame);
+    }
+
+    /// Queues a change without waiting. Once one is skipped, later ones are
+    /// skipped too until `lagged` fits in the queue, so the client never sees
+    /// a change after a hole without being told to pull.
+    fn offer_change(conn: &mut Conn, change: portico_model::wire::Change) {
+        if let Some(after_seq) = conn.lagged_after {
+            if conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_err() {
+                return;
+            }
+            conn.lagged_after = None;
+        }
+        let seq = change.seq;
+        if conn.tx.try_send(ServerFrame::Change { change }).is_err() {
+            conn.lagged_after = Some(seq - 1);
+        }
+    }
+
+    /// Sends a committed change to every connection whose viewer may see it.
+    fn fan_out(&self, raw: &RawChange) {
+        let mut st = self.state.lock().unwrap();
+        for conn in st.conns.values_mut() {
+            match shape_change(&conn.viewer, raw) {
+                Ok(Some(change)) => Self::offer_change(conn, change),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for a live client")
+                }
+            }
+        }
+    }
+
+    /// Sends `frame` to the other subscribers of `conv` that pass `to`.
+    fn to_subscribers(
+        &self,
+        conv: ConversationId,
+        except: u64,
+        to: impl Fn(&Conn) -> bool,
+        frame: ServerFrame,
+    ) {
+        let st = self.state.lock().unwrap();
+        for (id, conn) in &st.conns {
+            if *id != except && conn.subscriptions.contains(&conv) && to(conn) {
+                Self::offer(conn, frame.clone());
+            }
+        }
+    }
+
+    /// Tells staff subscribers who else is viewing or replying (collision).
+    fn broadcast_presence(&self, conv: ConversationId) {
+        let st = self.state.lock().unwrap();
+        let viewers = st.presence.get(&conv).cloned().unwrap_or_default();
+        for (id, conn) in &st.conns {
+            if conn.subscriptions.contains(&conv) && conn.viewer.is_staff() {
+                let others = viewers
+                    .iter()
+                    .filter(|(v, _)| *v != id)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                Self::offer(
+                    conn,
+                    ServerFrame::Presence {
+                        conversation_id: conv,
+                        viewers: others,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Fans committed changes out to live clients: woken after each write, and
+/// every 250 ms (writes outside the API, lagging clients to tell, stalls).
+pub fn spawn_fan_out(hub: Arc<Hub>, store: Arc<Store>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let st = store.clone();
+        let mut cursor = tokio::task::spawn_blocking(move || {
+            st.read(|c| {
+                Ok(
+                    c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+        })
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(0);
+        loop {
+            let _ = tokio::time::timeout(Duration::from_millis(250), hub.wake.notified()).await;
+            hub.reap_stalled();
+            hub.flush_lagged();
+            loop {
+                let st = store.clone();
+                let after = cursor;
+                let batch =
+                    tokio::task::spawn_blocking(move || st.read(|c| read_raw(c, after, 500, None)))
+                        .await;
+                let batch = match batch {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "live fan-out cannot read the change log");
+                        break;
+                    }
+                    Err(_) => break,
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for raw in &batch {
+                    hub.fan_out(raw);
+                }
+                cursor = batch.last().map_or(cursor, |r| r.seq);
+            }
+        }
+    })
+}
+
+/// A token bucket for the frames one client may send.
+struct RateLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * RATE_PER_SEC)
+            .min(RATE_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Runs one authenticated socket until it closes.
+pub async fn session(st: AppState, viewer: Viewer, socket: WebSocket) {
+    let hub = st.live.clone();
+    let uid = viewer.user_id;
+    let name = st
+        .read(move |c| {
+            Ok(store::get::<User>(c, uid.0)?
+                .map(|u| u.name)
+                .unwrap_or_default())
+        })
+        .await
+        .unwrap_or_default();
+    let (tx, mut rx) = mpsc::channel::<ServerFrame>(QUEUE);
+    let (close_tx, mut close_rx) = watch::channel::<CloseReason>(None);
+    let (id, progress) = hub.register(viewer.clone(), tx.clone(), close_tx.clone());
+    let epoch = hub.epoch;
+    let seq = st
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
+            )
+        })
+        .await
+        .unwrap_or(0);
+    let _ = tx.try_send(ServerFrame::Hello {
+        protocol: live::LIVE_PROTOCOL,
+        user_id: viewer.user_id,
+        seq,
+    });
+
+    let (mut sink, mut stream) = socket.split();
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                // A requested close wins over queued frames, so it is always sent.
+                biased;
+                changed = close_rx.changed() => {
+                    let reason = if changed.is_ok() { close_rx.borrow().clone() } else { None };
+                    send_close(&mut sink, reason).await;
+                    break;
+                }
+                frame = rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    let text = serde_json::to_string(&frame).expect("frames serialize");
+                    // A client that stopped reading blocks this send; a close
+                    // request (e.g. its queue overflowed) must still end it.
+                    let closing = tokio::select! {
+                        sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))) => {
+                            if !matches!(sent, Ok(Ok(()))) {
+                                break;
+                            }
+                            progress.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                            false
+                        }
+                        _ = close_rx.changed() => true,
+                    };
+                    if closing {
+                        let reason = close_rx.borrow().clone();
+                        send_close(&mut sink, reason).await;
+                        break;
+                    }
+                }
+                _ = ping.tick() => {
+                    if tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Ping(Vec::new().into()))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut rate = RateLimit {
+        tokens: RATE_BURST,
+        at: Instant::now(),
+    };
+    let close_with = |code: u16, reason: String| {
+        let _ = close_tx.send(Some((code, reason)));
+    };
+    // The hub may close this client (too slow, shutdown) while it is silent.
+    let mut closed_by_hub = close_tx.subscribe();
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(PING_EVERY * 3, stream.next()) => next,
+            _ = closed_by_hub.changed() => break,
+        };
+        let msg = match next {
+            Err(_) => {
+                close_with(close::GOING_AWAY, "no frames or pongs for a minute".into());
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                let inner = e.into_inner();
+                let too_big = matches!(
+                    inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+                    Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+                );
+                if too_big {
+                    close_with(
+                        close::TOO_BIG,
+                        format!("frames are limited to {} bytes", live::MAX_FRAME_BYTES),
+                    );
+                }
+                break;
+            }
+        };
+        let text = match msg {
+            WsMessage::Text(t) => t,
+            WsMessage::Binary(_) => {
+                close_with(close::MALFORMED, "send JSON text frames".into());
+                break;
+            }
+            WsMessage::Close(_) => break,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+        };
+        if !rate.allow() {
+            close_with(
+                close::RATE_LIMITED,
+                format!("at most {RATE_PER_SEC} frames per second"),
+            );
+            break;
+        }
+        let frame: ClientFrame = match serde_json::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                close_with(close::MALFORMED, format!("malformed frame: {e}"));
+                break;
+            }
+        };
+        if let Err(e) = handle(&st, id, &viewer, &name, &tx, frame).await {
+            let _ = tx
+                .send(ServerFrame::Error {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    message_id: None,
+                })
+                .await;
+        }
+    }
+    hub.unregister(id);
+    drop(tx);
+    let _ = writer.await;
+    // Finish the closing handshake: read (and ignore) what the client still
+    // sends until it answers the close, so the close frame is not lost to a
+    // TCP reset of unread data.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Sends a close frame with its code and reason, giving up after a second
+/// (a client that stopped reading will not read it anyway).
+async fn send_close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    reason: CloseReason,
+) {
+    let (code, mut text) = reason.unwrap_or((close::GOING_AWAY, "closing".into()));
+    // A close reason may hold at most 123 bytes (RFC 6455 §5.5).
+    if text.len() > 123 {
+        let mut cut = 120;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    let frame = CloseFrame {
+        code,
+        reason: text.into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(WsMessage::Close(Some(frame))),
+    )
+    .await;
+}
+
+async fn visible_conversation(
+    st: &AppState,
+    viewer: &Viewer,
+    id: ConversationId,
+) -> Result<Conversation> {
+    let conv: Conversation = st.read(move |c| store::require(c, id.0)).await?;
+    if !conv.visible_to(viewer) {
+        return Err(PortalError::not_found(Kind::Conversation, id));
+    }
+    Ok(conv)
+}
+
+fn subscribed(st: &AppState, id: u64, conv: ConversationId) -> Result<()> {
+    let s = st.live.state.lock().unwrap();
+    match s.conns.get(&id) {
+        Some(c) if c.subscriptions.contains(&conv) => Ok(()),
+        _ => Err(PortalError::Forbidden(
+            "subscribe to the conversation first",
+        )),
+    }
+}
+
+async fn handle(
+    st: &AppState,
+    id: u64,
+    viewer: &Viewer,
+    name: &str,
+    tx: &mpsc::Sender<ServerFrame>,
+    frame: ClientFrame,
+) -> Result<()> {
+    let hub = &st.live;
+    match frame {
+        ClientFrame::Ping => {
+            let _ = tx.send(ServerFrame::Pong).await;
+        }
+        ClientFrame::Subscribe { conversation_id } => {
+            visible_conversation(st, viewer, conversation_id).await?;
+            if let Some(c) = hub.state.lock().unwrap().conns.get_mut(&id) {
+                c.subscriptions.insert(conversation_id);
+            }
+            hub.broadcast_presence(conversation_id);
+        }
+        ClientFrame::Unsubscribe { conversation_id } => {
+            let mut s = hub.state.lock().unwrap();
+            if let Some(c) = s.conns.get_mut(&id) {
+                c.subscriptions.remove(&conversation_id);
+            }
+            if let Some(p) = s.presence.get_mut(&conversation_id) {
+                p.remove(&id);
+            }
+        }
+        ClientFrame::Resume { after_seq } => {
+            let v = viewer.clone();
+            let page = st
+                .read(move |c| read_changes(c, &v, after_seq.max(0), 1_000))
+                .await?;
+            for change in page.changes {
+                let _ = tx.send(ServerFrame::Change { change }).await;
+            }
+            let _ = tx
+                .send(ServerFrame::Resumed {
+                    seq: page.next_after,
+                    complete: !page.has_more,
+                })
+                .await;
+        }
+        ClientFrame::Viewing {
+            conversation_id,
+            replying,
+        } => {
+            subscribed(st, id, conversation_id)?;
+            if viewer.is_staff() {
+                hub.state
+                    .lock()
+                    .unwrap()
+                    .presence
+                    .entry(conversation_id)
+                    .or_default()
+                    .insert(
+                        id,
+                        live::Viewer {
+                            user_id: viewer.user_id,
+                            name: name.to_owned(),
+                            replying,
+                        },
+                    );
+                hub.broadcast_presence(conversation_id);
+            }
+        }
+        ClientFrame::Left { conversation_id } => {
+            let removed = hub
+                .state
+                .lock()
+                .unwrap()
+                .presence
+                .get_mut(&conversation_id)
+                .and_then(|p| p.remove(&id));
+            if removed.is_some() {
+                hub.broadcast_presence(conversation_id);
+            }
+        }
+        ClientFrame::Typing {
+            conversation_id,
+            typing,
+        } => {
+            subscribed(st, id, conversation_id)?;
+            let frame = ServerFrame::Typing {
+                conversation_id,
+                user_id: viewer.user_id,
+                name: name.to_owned(),
+                typing,
+            };
+            hub.to_subscribers(conversation_id, id, |_| true, frame);
+        }
+        ClientFrame::Read {
+            conversation_id,
+            message_id,
+        } => {
+            subscribed(st, id, conversation_id)?;
+            let frame = ServerFrame::Read {
+                conversation_id,
+                message_id,
+                user_id: viewer.user_id,
+            };
+            hub.to_subscribers(conversation_id, id, |_| true, frame);
+        }
+        ClientFrame::Send {
+            conversation_id,
+            message_id,
+            body,
+            after_message_id,
+            force,
+        } => {
+            let v = viewer.clone();
+            let result = st
+                .write(store::Actor::from(viewer), move |w| {
+                    if let (Some(seen), false) = (after_message_id, force) {
+                        traffic_cop(w, &v, conversation_id, seen)?;
+                    }
+                    let input = wire::NewMessage {
+                        id: Some(message_id),
+                        internal: false,
+                        body,
+                        mentions: vec![],
+                    };
+                    crate::api::conversations::post_in(w, &v, conversation_id.0, input)
+                })
+                .await;
+            match result {
+                Ok(_) => {
+                    hub.wake();
+                    let _ = tx.send(ServerFrame::Ack { message_id }).await;
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(ServerFrame::Error {
+                            code: e.code().into(),
+                            message: e.to_string(),
+                            message_id: Some(message_id),
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an agent's reply when another agent answered after the message
+/// the sender last saw, so two people don't answer the same question.
+fn traffic_cop(
+    w: &store::Writer<'_>,
+    v: &Viewer,
+    conv: ConversationId,
+    seen: MessageId,
+) -> Result<()> {
+    if !v.is_staff() {
+        return Ok(());
+    }
+    let newer: Vec<Message> = store::query(
+        w,
+        "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 AND data ->> '$.kind' = 'agent' ORDER BY id DESC LIMIT 1",
+        [conv.to_string(), seen.to_string()],
+    )?;
+    match newer.first() {
+        Some(m) if m.author_id != Some(v.user_id) => {
+            Err(PortalError::NewerReply(m.author_name.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LiveQuery {
+    /// For browsers, which cannot set headers on a WebSocket: the access token.
+    access_token: Option<String>,
+}
+
+/// `GET /v1/live`: authenticates (bearer header, session cookie or
+/// `access_token`), then upgrades. Refused sign-ins get a plain 401 before
+/// any socket exists.
+pub async fn upgrade(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LiveQuery>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> std::result::Result<axum::response::Response, crate::api::ApiError> {
+    let token = crate::api::presented_token(&headers)
+        .or(q.access_token)
+        .ok_or(PortalError::Unauthenticated(
+            "send a bearer token, session cookie or access_token",
+        ))?;
+    let at = st.clock.now();
+    let viewer = st
+        .read(move |c| crate::auth::viewer_for_token(c, &token, at))
+        .await?;
+    Ok(ws
+        .max_message_size(live::MAX_FRAME_BYTES)
+        .max_frame_size(live::MAX_FRAME_BYTES)
+        // Small buffers: 10k idle sockets must fit in memory.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| session(st, viewer, socket)))
+}

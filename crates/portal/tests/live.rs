@@ -1,0 +1,608 @@
+//! The live hub over real sockets on loopback: order, resume without loss or
+//! duplicates, account isolation, hostile clients closed with their codes,
+//! a stalled client dropped without slowing others, and collision signals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use portico_model::live::{ClientFrame, ServerFrame, close};
+use portico_model::*;
+use portico_portal::store::{self, Actor};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message as Ws, Utf8Bytes};
+use uuid::Uuid;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Signs in with the demo password and returns the session token.
+async fn token(srv: &TestServer, email: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(srv.url("/v1/auth/login"))
+        .json(&json!({ "email": email, "password": portico_portal::seed::DEMO_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+async fn connect(srv: &TestServer, token: &str) -> Socket {
+    let mut req = format!("{}/v1/live", srv.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the hub accepts a signed-in client");
+    match next(&mut ws).await {
+        ServerFrame::Hello { .. } => ws,
+        other => panic!("the first frame is hello, got {other:?}"),
+    }
+}
+
+/// A client whose socket receive buffer is tiny, so that not reading stalls
+/// the server's writes within a few frames (loopback buffers otherwise grow
+/// to tens of megabytes and hide a stuck client for a long time).
+async fn connect_small_buffer(srv: &TestServer, token: &str) -> Socket {
+    let addr: std::net::SocketAddr = srv.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut req = format!("{}/v1/live", srv.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    assert!(
+        matches!(next(&mut ws).await, ServerFrame::Hello { .. }),
+        "hello first"
+    );
+    ws
+}
+
+/// The next frame, within a generous bound so a hang fails instead of blocking.
+async fn next(ws: &mut Socket) -> ServerFrame {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .unwrap();
+        match msg {
+            Ws::Text(t) => {
+                return serde_json::from_str(&t)
+                    .unwrap_or_else(|e| panic!("server frames parse: {e}: {t}"));
+            }
+            Ws::Ping(_) | Ws::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Socket, frame: &ClientFrame) {
+    ws.send(Ws::Text(serde_json::to_string(frame).unwrap().into()))
+        .await
+        .unwrap();
+}
+
+/// Frames until a pong: everything the server sent before it, in order.
+async fn until_pong(ws: &mut Socket) -> Vec<ServerFrame> {
+    send(ws, &ClientFrame::Ping).await;
+    let mut out = Vec::new();
+    loop {
+        match next(ws).await {
+            ServerFrame::Pong => return out,
+            f => out.push(f),
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close code.
+async fn close_code(ws: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server closes within 10 s")
+        {
+            Some(Ok(Ws::Close(Some(CloseFrame { code, .. })))) => return Some(code.into()),
+            Some(Ok(Ws::Close(None))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+fn message_ids(frames: &[ServerFrame], conv: ConversationId) -> Vec<Uuid> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Change { change } if change.kind == Kind::Message => {
+                let row = change.row.as_ref()?;
+                (row["conversation_id"] == conv.to_string()).then_some(change.id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn acme_conversation(srv: &TestServer) -> Conversation {
+    srv.records::<Conversation>(&format!("account_id = '{}'", srv.acme().id))
+        .remove(0)
+}
+
+async fn post(
+    client: &reqwest::Client,
+    srv: &TestServer,
+    conv: ConversationId,
+    body: &str,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    let r = client
+        .post(srv.url(&format!("/v1/conversations/{conv}/messages")))
+        .json(&json!({ "id": id, "body": body }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    id
+}
+
+#[tokio::test]
+async fn changes_arrive_in_commit_order() {
+    let srv = TestServer::start().await;
+    let mut agent = connect(&srv, &token(&srv, "agent@portico.test").await).await;
+    let customer = srv.client_as("admin@acme.test").await;
+    let conv = acme_conversation(&srv);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(post(&customer, &srv, conv.id, &format!("message {i}")).await);
+    }
+    let mut got = Vec::new();
+    let mut seqs = Vec::new();
+    while got.len() < sent.len() {
+        let frame = next(&mut agent).await;
+        if let ServerFrame::Change { change } = &frame {
+            seqs.push(change.seq);
+        }
+        got.extend(message_ids(&[frame], conv.id));
+    }
+    assert_eq!(
+        got, sent,
+        "messages reach the agent in the order they were written"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq only grows on the socket"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_client_resumes_without_loss_or_duplicates() {
+    let srv = TestServer::start().await;
+    let tok = token(&srv, "agent@portico.test").await;
+    let customer = srv.client_as("admin@acme.test").await;
+    let conv = acme_conversation(&srv);
+    let mut ws = connect(&srv, &tok).await;
+    let first = post(&customer, &srv, conv.id, "before the drop").await;
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    while !seen.contains(&first) {
+        let f = next(&mut ws).await;
+        if let ServerFrame::Change { change } = &f {
+            cursor = change.seq;
+        }
+        seen.extend(message_ids(&[f], conv.id));
+    }
+    drop(ws);
+
+    let mut missed = Vec::new();
+    for i in 0..10 {
+        missed.push(post(&customer, &srv, conv.id, &format!("while away {i}")).await);
+    }
+    let mut ws = connect(&srv, &tok).await;
+    send(&mut ws, &ClientFrame::Resume { after_seq: cursor }).await;
+    let mut frames = Vec::new();
+    loop {
+        match next(&mut ws).await {
+            ServerFrame::Resumed { complete, .. } => {
+                assert!(complete, "ten messages fit in one resume");
+                break;
+            }
+            f => frames.push(f),
+        }
+    }
+    assert_eq!(
+        message_ids(&frames, conv.id),
+        missed,
+        "exactly the missed messages, once each, in order"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_cannot_reach_another_account() {
+    let srv = TestServer::start().await;
+    let mut ws = connect(&srv, &token(&srv, "admin@acme.test").await).await;
+    let other = srv
+        .records::<Conversation>(&format!("account_id = '{}'", srv.other_account().id))
+        .remove(0);
+    send(
+        &mut ws,
+        &ClientFrame::Subscribe {
+            conversation_id: other.id,
+        },
+    )
+    .await;
+    match next(&mut ws).await {
+        ServerFrame::Error { code, .. } => assert_eq!(
+            code, "not_found",
+            "another account's conversation does not exist for this customer"
+        ),
+        f => panic!("expected an error, got {f:?}"),
+    }
+    let fp = srv.fingerprint();
+    let message_id = MessageId(Uuid::now_v7());
+    send(
+        &mut ws,
+        &ClientFrame::Send {
+            conversation_id: other.id,
+            message_id,
+            body: "hello?".into(),
+            after_message_id: None,
+            force: false,
+        },
+    )
+    .await;
+    match next(&mut ws).await {
+        ServerFrame::Error {
+            code,
+            message_id: Some(m),
+            ..
+        } => {
+            assert_eq!(code, "not_found");
+            assert_eq!(m, message_id, "the error names the refused message");
+        }
+        f => panic!("expected an error, got {f:?}"),
+    }
+    assert_eq!(srv.fingerprint(), fp, "nothing was written");
+
+    // Staff write into the other account: nothing of it reaches this customer.
+    let agent = srv.client_as("agent@portico.test").await;
+    post(&agent, &srv, other.id, "for the other company").await;
+    let frames = until_pong(&mut ws).await;
+    let frames_after_wake = until_pong(&mut ws).await;
+    for f in frames.iter().chain(&frames_after_wake) {
+        if let ServerFrame::Change { change } = f {
+            let account = change
+                .row
+                .as_ref()
+                .and_then(|r| r.get("account_id"))
+                .and_then(|a| a.as_str())
+                .unwrap_or_default();
+            assert_ne!(
+                account,
+                other.account_id.to_string(),
+                "another account's change reached a customer: {change:?}"
+            );
+        }
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_clients_are_closed_with_their_codes_and_accepted_messages_stay() {
+    let srv = TestServer::start().await;
+    let tok = token(&srv, "admin@acme.test").await;
+    let conv = acme_conversation(&srv);
+
+    let mut ws = connect(&srv, &tok).await;
+    ws.send(Ws::Text("{not json".into())).await.unwrap();
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(close::MALFORMED),
+        "malformed frames close with 4000"
+    );
+
+    let mut ws = connect(&srv, &tok).await;
+    ws.send(Ws::Text(r#"{"type":"launch_missiles"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(close::MALFORMED),
+        "unknown frame types close with 4000"
+    );
+
+    let mut ws = connect(&srv, &tok).await;
+    ws.send(Ws::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(close::MALFORMED),
+        "binary frames close with 4000"
+    );
+
+    let mut ws = connect(&srv, &tok).await;
+    let huge = json!({ "type": "typing", "conversation_id": conv.id, "typing": true, "pad": "x".repeat(70_000) }).to_string();
+    let _ = ws.send(Ws::Text(Utf8Bytes::from(huge))).await;
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(close::TOO_BIG),
+        "oversized frames close with 1009"
+    );
+
+    // A flood: every message acknowledged before the cut is stored.
+    let mut ws = connect(&srv, &tok).await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let id = MessageId(Uuid::now_v7());
+        ids.push(id);
+        let frame = ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: id,
+            body: format!("flood {i}"),
+            after_message_id: None,
+            force: false,
+        };
+        if ws
+            .send(Ws::Text(serde_json::to_string(&frame).unwrap().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut acked = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Ws::Text(t))) => {
+                if let Ok(ServerFrame::Ack { message_id }) = serde_json::from_str(&t) {
+                    acked.push(message_id);
+                }
+            }
+            Some(Ok(Ws::Close(Some(f)))) => break Some(u16::from(f.code)),
+            Some(Ok(_)) => {}
+            _ => break None,
+        }
+    };
+    assert_eq!(code, Some(close::RATE_LIMITED), "flooding closes with 4029");
+    assert!(
+        !acked.is_empty() && acked.len() < ids.len(),
+        "some were accepted before the cut ({} of {})",
+        acked.len(),
+        ids.len()
+    );
+    for id in &acked {
+        assert_eq!(
+            srv.records::<Message>(&format!("id = '{id}'")).len(),
+            1,
+            "an acknowledged message is stored, once"
+        );
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_client_is_dropped_and_others_keep_receiving() {
+    let srv = TestServer::start().await;
+    let tok = token(&srv, "agent@portico.test").await;
+    let stalled = connect_small_buffer(&srv, &tok).await; // never read from again
+    let mut healthy = connect(&srv, &tok).await;
+    assert_eq!(srv.state.live.connections(), 2);
+    let conv = acme_conversation(&srv);
+
+    // Rounds of committed changes, ~4 KB each: each round overflows the
+    // stalled client's queue, and a few rounds fill its kernel buffers too,
+    // until its writer blocks and the hub closes it.
+    let agent = srv.client_as("agent@portico.test").await;
+    let per_round = 500;
+    let mut total = 0;
+    let mut got = std::collections::HashSet::new();
+    for round in 0..20 {
+        srv.state
+            .store
+            .write(Actor::SYSTEM, anchor(), |w| {
+                let c: Conversation = store::require(w, conv.id.0)?;
+                for i in 0..per_round {
+                    let mut m = Message {
+                        id: w.new_id(),
+                        conversation_id: c.id,
+                        account_id: c.account_id,
+                        kind: MessageKind::Customer,
+                        author_id: Some(c.requester_id),
+                        author_name: "Ada".into(),
+                        body: format!("round {round} bulk {i} {}", "lorem ipsum ".repeat(340)),
+                        mentions: vec![],
+                        version: 0,
+                        created_at: anchor(),
+                        updated_at: anchor(),
+                    };
+                    w.insert(&mut m)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        srv.state.live.wake();
+        total += per_round;
+
+        // The healthy client reads as fast as it can; a burst bigger than
+        // its queue is cut short with `lagged`, and the rest comes over HTTP.
+        while got.len() < total {
+            match next(&mut healthy).await {
+                ServerFrame::Change { change } if change.kind == Kind::Message => {
+                    got.insert(change.id);
+                }
+                ServerFrame::Lagged { mut after_seq } => loop {
+                    let page: portico_model::wire::ChangesPage = agent
+                        .get(srv.url(&format!("/v1/sync/changes?after={after_seq}&limit=1000")))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    got.extend(
+                        page.changes
+                            .iter()
+                            .filter(|c| c.kind == Kind::Message)
+                            .map(|c| c.id),
+                    );
+                    after_seq = page.next_after;
+                    if !page.has_more {
+                        break;
+                    }
+                },
+                _ => {}
+            }
+        }
+        assert_eq!(
+            got.len(),
+            total,
+            "the healthy client has every change of round {round}"
+        );
+        if srv.state.live.connections() == 1 {
+            break;
+        }
+    }
+    // The stalled one is dropped once its writer has been blocked a while.
+    for _ in 0..200 {
+        if srv.state.live.connections() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        srv.state.live.connections(),
+        1,
+        "the stalled client was closed instead of holding up the hub"
+    );
+    drop(stalled);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn agents_see_each_other_and_the_traffic_cop_warns() {
+    let srv = TestServer::start().await;
+    let conv = acme_conversation(&srv);
+    let (ta, tb) = (
+        token(&srv, "agent@portico.test").await,
+        token(&srv, "lead@portico.test").await,
+    );
+    let mut a = connect(&srv, &ta).await;
+    let mut b = connect(&srv, &tb).await;
+    for ws in [&mut a, &mut b] {
+        send(
+            ws,
+            &ClientFrame::Subscribe {
+                conversation_id: conv.id,
+            },
+        )
+        .await;
+        send(
+            ws,
+            &ClientFrame::Viewing {
+                conversation_id: conv.id,
+                replying: true,
+            },
+        )
+        .await;
+        // Wait until the server handled this client's frames before the next.
+        until_pong(ws).await;
+    }
+    let frames = until_pong(&mut a).await;
+    let lead = srv
+        .records::<User>("data ->> '$.email' = 'lead@portico.test'")
+        .remove(0);
+    let sees_lead = frames.iter().any(|f| matches!(f, ServerFrame::Presence { viewers, .. } if viewers.iter().any(|v| v.user_id == lead.id && v.replying)));
+    assert!(
+        sees_lead,
+        "agent A sees the lead replying to the same conversation: {frames:?}"
+    );
+
+    // Both saw the same last message; the lead answers first.
+    let last: Message = srv
+        .records::<Message>(&format!(
+            "data ->> '$.conversation_id' = '{}' ORDER BY id DESC LIMIT 1 --",
+            conv.id
+        ))
+        .remove(0);
+    let lead_msg = MessageId(Uuid::now_v7());
+    send(
+        &mut b,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: lead_msg,
+            body: "On it!".into(),
+            after_message_id: Some(last.id),
+            force: false,
+        },
+    )
+    .await;
+    assert!(
+        until_pong(&mut b)
+            .await
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Ack { message_id } if *message_id == lead_msg))
+    );
+    let mine = MessageId(Uuid::now_v7());
+    send(
+        &mut a,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: mine,
+            body: "Looking now".into(),
+            after_message_id: Some(last.id),
+            force: false,
+        },
+    )
+    .await;
+    let frames = until_pong(&mut a).await;
+    let warned = frames.iter().any(|f| matches!(f, ServerFrame::Error { code, message_id: Some(m), message } if code == "newer_reply" && *m == mine && message.contains("Lee Lead")));
+    assert!(
+        warned,
+        "the second reply is held with a warning naming who answered: {frames:?}"
+    );
+    assert!(
+        srv.records::<Message>(&format!("id = '{mine}'")).is_empty(),
+        "the held reply was not sent"
+    );
+    send(
+        &mut a,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: mine,
+            body: "Looking now".into(),
+            after_message_id: Some(last.id),
+            force: true,
+        },
+    )
+    .await;
+    assert!(
+        until_pong(&mut a)
+            .await
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Ack { message_id } if *message_id == mine)),
+        "force sends anyway"
+    );
+    srv.stop().await;
+}
