@@ -192,8 +192,26 @@ impl Hub {
     /// Sends a committed change to every connection whose viewer may see it.
     fn fan_out(&self, raw: &RawChange) {
         let mut st = self.state.lock().unwrap();
+        // Every staff member sees a change the same way: shape it once.
+        let mut for_staff: Option<Option<portico_model::wire::Change>> = None;
+        let account = raw.account_id.as_deref();
         for conn in st.conns.values_mut() {
-            match shape_change(&conn.viewer, raw) {
+            let viewer = &conn.viewer;
+            // Another account's row can never reach a customer: skip it
+            // without parsing (the community is public, so it is shaped).
+            if !viewer.is_staff()
+                && raw.kind != Kind::CommunityPost
+                && account.is_some()
+                && account != viewer.account_id.map(|a| a.to_string()).as_deref()
+            {
+                continue;
+            }
+            let shaped = match (&for_staff, viewer.is_staff()) {
+                (Some(c), true) => Ok(c.clone()),
+                (None, true) => shape_change(viewer, raw).inspect(|c| for_staff = Some(c.clone())),
+                (_, false) => shape_change(viewer, raw),
+            };
+            match shaped {
                 Ok(Some(change)) => Self::offer_change(conn, change),
                 Ok(None) => {}
                 Err(e) => {
