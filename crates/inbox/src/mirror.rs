@@ -8,7 +8,15 @@ use portico_model::wire::{ChangeOp, ChangesPage};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/inbox/0001_mirror.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/inbox/0001_mirror.sql"),
+    include_str!("../../../migrations/inbox/0002_search.sql"),
+    include_str!("../../../migrations/inbox/0003_outbox.sql"),
+];
+
+/// The schema version this build writes (`PRAGMA user_version` after
+/// migrating); a file with a higher one comes from a newer app.
+pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -79,6 +87,15 @@ impl Mirror {
     /// Returns how many records changed.
     pub fn apply(&mut self, page: &ChangesPage) -> Result<usize, MirrorError> {
         let tx = self.conn.transaction()?;
+        let changed = Mirror::apply_in(&tx, page)?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// [`Mirror::apply`] inside the caller's transaction, so the sync engine
+    /// commits a page together with its own bookkeeping (bootstrap progress,
+    /// confirmed mutations) or not at all.
+    pub(crate) fn apply_in(tx: &Connection, page: &ChangesPage) -> Result<usize, MirrorError> {
         let mut changed = 0;
         for c in &page.changes {
             let (kind, id) = (c.kind.as_str(), c.id.to_string());
@@ -128,8 +145,17 @@ impl Mirror {
                 [page.next_after.to_string()],
             )?;
         }
-        tx.commit()?;
         Ok(changed)
+    }
+
+    /// The connection, for the engine's reads of its own tables.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, for the engine's transactions over its own tables.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// One mirrored record as the server shaped it.

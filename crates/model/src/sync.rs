@@ -13,6 +13,23 @@ use serde_json::{Map, Value};
 
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::records::{ConversationStatus, Kind, Priority};
+use crate::role::Viewer;
+
+/// What decides which rows and fields a viewer gets: role, account, plan.
+/// A client bootstraps under one scope and sends it with every pull; when it
+/// differs (a customer changed plan, a user's role changed) the server asks
+/// for a resync, so rows no longer visible are dropped and new ones loaded.
+pub fn scope_key(viewer: &Viewer) -> String {
+    format!(
+        "{}:{}:{}",
+        viewer.role.as_str(),
+        viewer
+            .account_id
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into()),
+        viewer.plan_code.as_deref().unwrap_or("-")
+    )
+}
 
 /// Protocol version; a server or client seeing another refuses with a clear error.
 pub const SYNC_PROTOCOL: u32 = 1;
@@ -158,6 +175,9 @@ pub struct BootstrapPage {
     pub protocol: u32,
     pub snapshot: i64,
     pub kind: Kind,
+    /// The viewer's [`scope_key`]: send it back as `scope` on every pull.
+    #[serde(default)]
+    pub scope: String,
     pub rows: Vec<Map<String, Value>>,
     /// Pass as `after_id` for the next page of this kind; absent when done.
     #[serde(default, skip_serializing_if = "Option::is_none")]

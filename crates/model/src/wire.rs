@@ -153,7 +153,10 @@ impl NewMessage {
         check_nonempty("body", &self.body)?;
         check_len("body", &self.body, 64 * 1024)?;
         if self.id.is_some_and(|id| id.0.get_version_num() != 7) {
-            return Err(Invalid::new("id", "client-minted message ids must be UUIDv7 (time-ordered)"));
+            return Err(Invalid::new(
+                "id",
+                "client-minted message ids must be UUIDv7 (time-ordered)",
+            ));
         }
         if self.mentions.len() > 50 {
             return Err(Invalid::new("mentions", "at most 50 mentions"));

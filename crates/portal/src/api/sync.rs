@@ -31,6 +31,8 @@ struct ChangesQuery {
     limit: Option<usize>,
     /// The pushing installation: its last processed mutation id comes back.
     client_id: Option<uuid::Uuid>,
+    /// The scope the client bootstrapped under (see `sync::scope_key`).
+    scope: Option<String>,
 }
 
 const MAX_CHANGES: usize = 1_000;
@@ -61,7 +63,13 @@ async fn changes(
                 c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
                     r.get(0)
                 })?;
-            page.resync = q.after > newest;
+            // ...and a different scope means rows it holds may no longer be
+            // visible (or new ones are): start over.
+            let scope_changed = q
+                .scope
+                .as_deref()
+                .is_some_and(|s| s != portico_model::sync::scope_key(&v));
+            page.resync = q.after > newest || scope_changed;
             if let Some(client) = q.client_id {
                 page.last_mutation_id = Some(last_mutation(c, v.user_id, client)?);
             }
@@ -290,6 +298,7 @@ async fn bootstrap(
                 protocol: SYNC_PROTOCOL,
                 snapshot,
                 kind,
+                scope: portico_model::sync::scope_key(&v),
                 rows: out,
                 next_after_id: if scanned == limit { last } else { None },
             })

@@ -1,0 +1,591 @@
+//! Loading the mirror from nothing, and rebuilding a local store that cannot
+//! be trusted.
+//!
+//! Bootstrap: for each kind of [`BOOTSTRAP_KINDS`] (parents first) the
+//! engine pages through `GET /v1/sync/bootstrap`. The first page pins the
+//! server's snapshot seq; every page commits in one local transaction
+//! together with the progress (kind, `after_id`, snapshot), so an
+//! interrupted bootstrap resumes at the page it stopped at and a re-fetched
+//! page changes nothing (applying keeps the newest version). When every kind
+//! is in, the cursor is set to the snapshot and the pull takes over.
+//!
+//! Rebuild: a store that is corrupt, half-migrated or written by a newer app
+//! is detected when it is opened; a server that asks for a resync triggers
+//! the same. The mirror is only a copy of the server and is thrown away, but
+//! the outbox (this desktop's unsent work, and the client id that makes
+//! replays safe) is copied out and into the new store, which is built beside
+//! the old one and moved into place only when complete.
+
+use std::path::{Path, PathBuf};
+
+use portico_model::Kind;
+use portico_model::sync::{BOOTSTRAP_KINDS, BootstrapPage};
+use portico_model::wire::{Change, ChangeOp, ChangesPage};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::{EngineError, Inner, Result, check_protocol};
+use crate::mirror::{Mirror, MirrorError, SCHEMA_VERSION};
+use crate::outbox::{self, Saved};
+
+/// Where an incomplete bootstrap stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootstrapProgress {
+    /// The change seq the pull starts from; `None` before the first page.
+    pub snapshot: Option<i64>,
+    /// The kind being loaded.
+    pub kind: Kind,
+    /// Kinds fully loaded, of `kinds_total`.
+    pub kinds_done: usize,
+    pub kinds_total: usize,
+    /// Rows loaded so far.
+    pub rows: u64,
+}
+
+/// What a bootstrap run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BootstrapReport {
+    pub pages: usize,
+    pub rows: u64,
+    pub snapshot: i64,
+    /// True when it continued an interrupted bootstrap.
+    pub resumed: bool,
+}
+
+/// Why the local store was rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RebuildReason {
+    /// Not a database, or damaged pages.
+    Corrupt,
+    /// The schema does not match its recorded version.
+    HalfMigrated,
+    /// Written by a newer app (higher schema version).
+    NewerSchema,
+    /// The server asked for a resync (history or scope changed).
+    Resync,
+}
+
+/// A rebuild of the local store, for the UI and the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RebuildInfo {
+    pub reason: RebuildReason,
+    pub detail: String,
+    /// Outbox rows carried into the new store.
+    pub kept_mutations: usize,
+    /// True when the old outbox could only be read in part.
+    pub outbox_incomplete: bool,
+    /// Where the unreadable store was moved for inspection.
+    pub moved_to: Option<PathBuf>,
+}
+
+/// The progress row in sync_state (`bootstrap`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stored {
+    snapshot: Option<i64>,
+    kind_index: usize,
+    after_id: Option<String>,
+    rows: u64,
+}
+
+fn load(conn: &Connection) -> Result<Option<Stored>> {
+    let v: Option<String> = conn
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = 'bootstrap'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    // An unreadable progress row only costs a fresh start.
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+fn is_done(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sync_state WHERE key = 'bootstrapped'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Whether the mirror still needs (the rest of) a bootstrap. A store filled
+/// by the plain change-feed pull of earlier versions (a cursor, no
+/// bootstrap ever started) is complete already.
+pub(crate) fn needed(conn: &Connection, cursor: i64) -> Result<bool> {
+    if is_done(conn)? {
+        return Ok(false);
+    }
+    Ok(load(conn)?.is_some() || cursor == 0)
+}
+
+/// `Some` while a bootstrap is needed or under way.
+pub(crate) fn progress(conn: &Connection) -> Result<Option<BootstrapProgress>> {
+    let cursor: i64 = conn
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = 'cursor'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if !needed(conn, cursor)? {
+        return Ok(None);
+    }
+    let s = load(conn)?.unwrap_or_default();
+    Ok(Some(BootstrapProgress {
+        snapshot: s.snapshot,
+        kind: BOOTSTRAP_KINDS[s.kind_index.min(BOOTSTRAP_KINDS.len() - 1)],
+        kinds_done: s.kind_index.min(BOOTSTRAP_KINDS.len()),
+        kinds_total: BOOTSTRAP_KINDS.len(),
+        rows: s.rows,
+    }))
+}
+
+/// Checks a page against what was asked and turns its rows into upserts.
+/// Nothing is written for a page that fails here.
+fn check_page(
+    page: &BootstrapPage,
+    kind: Kind,
+    snapshot: Option<i64>,
+    limit: usize,
+) -> Result<ChangesPage> {
+    check_protocol(page.protocol)?;
+    let bad = |detail: String| EngineError::Malformed {
+        what: "bootstrap",
+        detail,
+    };
+    if page.kind != kind {
+        return Err(bad(format!(
+            "asked for {} and got {}",
+            kind.as_str(),
+            page.kind.as_str()
+        )));
+    }
+    if page.snapshot < 0 || snapshot.is_some_and(|s| s != page.snapshot) {
+        return Err(bad(format!(
+            "snapshot {} where {snapshot:?} was pinned",
+            page.snapshot
+        )));
+    }
+    if page.rows.len() > limit {
+        return Err(bad(format!(
+            "{} rows for a limit of {limit}",
+            page.rows.len()
+        )));
+    }
+    if let Some(next) = &page.next_after_id
+        && next.parse::<uuid::Uuid>().is_err()
+    {
+        return Err(bad(format!("next_after_id {next:?} is not an id")));
+    }
+    let mut changes = Vec::with_capacity(page.rows.len());
+    for row in &page.rows {
+        let id = row
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<uuid::Uuid>().ok())
+            .ok_or_else(|| bad("a row without a valid id".into()))?;
+        let version = row
+            .get("version")
+            .and_then(Value::as_u64)
+            .filter(|v| *v > 0)
+            .ok_or_else(|| bad(format!("row {id} without a valid version")))?;
+        changes.push(Change {
+            seq: 0,
+            kind,
+            id,
+            op: ChangeOp::Upsert,
+            version,
+            row: Some(row.clone()),
+        });
+    }
+    Ok(ChangesPage {
+        protocol: page.protocol,
+        changes,
+        // 0 leaves the cursor alone: it is set to the snapshot at the end.
+        next_after: 0,
+        has_more: false,
+        last_mutation_id: None,
+        resync: false,
+    })
+}
+
+/// Loads every kind, resuming a bootstrap that was interrupted.
+pub(crate) async fn run(inner: &Inner) -> Result<BootstrapReport> {
+    let mut state = load(inner.db().mirror.conn())?.unwrap_or_default();
+    let mut report = BootstrapReport {
+        resumed: state.snapshot.is_some(),
+        ..BootstrapReport::default()
+    };
+    while state.kind_index < BOOTSTRAP_KINDS.len() {
+        let kind = BOOTSTRAP_KINDS[state.kind_index];
+        let mut url = format!(
+            "/v1/sync/bootstrap?kind={}&limit={}",
+            kind.as_str(),
+            inner.bootstrap_page
+        );
+        if let Some(a) = &state.after_id {
+            url.push_str(&format!("&after_id={a}"));
+        }
+        if let Some(s) = state.snapshot {
+            url.push_str(&format!("&snapshot={s}"));
+        }
+        let page: BootstrapPage = inner.api.get(&url, "bootstrap").await?;
+        let changes = check_page(&page, kind, state.snapshot, inner.bootstrap_page)?;
+        let mut next = state.clone();
+        next.snapshot = Some(page.snapshot);
+        next.rows += page.rows.len() as u64;
+        match &page.next_after_id {
+            Some(a) => next.after_id = Some(a.clone()),
+            None => {
+                next.kind_index += 1;
+                next.after_id = None;
+            }
+        }
+        {
+            let mut db = inner.db();
+            let tx = db.mirror.conn_mut().transaction()?;
+            Mirror::apply_in(&tx, &changes)?;
+            tx.execute(
+                "INSERT INTO sync_state (key, value) VALUES ('bootstrap', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [serde_json::to_string(&next).expect("progress serializes")],
+            )?;
+            // The scope the rows were shaped for; pulls send it back.
+            tx.execute(
+                "INSERT INTO sync_state (key, value) VALUES ('scope', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&page.scope],
+            )?;
+            tx.commit()?;
+        }
+        state = next;
+        report.pages += 1;
+        report.rows += page.rows.len() as u64;
+        inner.emit_records(changes.changes.iter().map(|c| (c.kind, c.id)).collect());
+        inner.emit_status();
+    }
+    let snapshot = state.snapshot.unwrap_or(0);
+    {
+        let mut db = inner.db();
+        let tx = db.mirror.conn_mut().transaction()?;
+        tx.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('cursor', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [snapshot.to_string()],
+        )?;
+        tx.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('bootstrapped', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [snapshot.to_string()],
+        )?;
+        tx.execute("DELETE FROM sync_state WHERE key = 'bootstrap'", [])?;
+        tx.commit()?;
+    }
+    report.snapshot = snapshot;
+    tracing::info!(
+        pages = report.pages,
+        rows = report.rows,
+        snapshot,
+        "bootstrap complete"
+    );
+    Ok(report)
+}
+
+// ----- the local store's health and rebuild -----------------------------
+
+/// `path` with a suffix appended to the file name (`inbox.db` → `inbox.db-x`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn remove_db_files(path: &Path) -> std::io::Result<()> {
+    for p in [
+        path.to_path_buf(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+    ] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn io(what: &str, e: std::io::Error) -> EngineError {
+    EngineError::Local(format!("{what}: {e}"))
+}
+
+/// Tables every store of this schema has; a store missing one is
+/// half-migrated.
+const TABLES: [&str; 4] = ["records", "tombstones", "sync_state", "outbox"];
+
+/// Errors that say nothing about the file's content: it is busy (another
+/// instance holds it), unreadable for permissions, or the disk failed. They
+/// fail the open instead of triggering a rebuild, which would throw away a
+/// healthy store (and another instance's work) for a passing condition.
+fn transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DatabaseBusy
+                | DatabaseLocked
+                | CannotOpen
+                | PermissionDenied
+                | ReadOnly
+                | SystemIoFailure
+                | DiskFull
+                | OutOfMemory
+        )
+    )
+}
+
+/// Why a file cannot be used: a reason to rebuild, or a condition that
+/// should fail the open and leave the file alone.
+enum Unusable {
+    Rebuild(RebuildReason, String),
+    Fail(EngineError),
+}
+
+fn classify(e: rusqlite::Error, otherwise: RebuildReason) -> Unusable {
+    if transient(&e) {
+        Unusable::Fail(EngineError::Local(format!(
+            "cannot open the local store: {e}"
+        )))
+    } else {
+        let damaged = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        );
+        let reason = if damaged {
+            RebuildReason::Corrupt
+        } else {
+            otherwise
+        };
+        Unusable::Rebuild(reason, e.to_string())
+    }
+}
+
+/// Whether the file at `path` can be opened as a store of this app. The
+/// integrity check reads every page once, so damage is found at open rather
+/// than in the middle of a sync (a second or so for a mirror of a million
+/// messages).
+fn check_file(path: &Path) -> Result<(), Unusable> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let corrupt = |e| classify(e, RebuildReason::Corrupt);
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(corrupt)?;
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if version > SCHEMA_VERSION {
+        return Err(Unusable::Rebuild(
+            RebuildReason::NewerSchema,
+            format!("schema version {version}, this app knows up to {SCHEMA_VERSION}"),
+        ));
+    }
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    if verdict != "ok" {
+        return Err(Unusable::Rebuild(RebuildReason::Corrupt, verdict));
+    }
+    Ok(())
+}
+
+/// After migrating: every table of the schema must be there, or the file's
+/// version number lies (half-migrated).
+fn check_tables(conn: &Connection) -> Result<(), Unusable> {
+    for table in TABLES {
+        let present = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| classify(e, RebuildReason::Corrupt))?
+            .is_some();
+        if !present {
+            return Err(Unusable::Rebuild(
+                RebuildReason::HalfMigrated,
+                format!("the {table} table is missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Finishes or discards a rebuild that was interrupted (the app stopped
+/// between building the new store and moving it into place).
+fn finish_interrupted(path: &Path) -> Result<()> {
+    let tmp = sibling(path, ".rebuild");
+    if !tmp.exists() {
+        return Ok(());
+    }
+    let complete = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT 1 FROM sync_state WHERE key = 'rebuild_complete'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+        })
+        .ok()
+        .flatten()
+        .is_some();
+    if complete && !path.exists() {
+        std::fs::rename(&tmp, path).map_err(|e| io("moving the rebuilt store into place", e))?;
+    } else {
+        remove_db_files(&tmp).map_err(|e| io("removing an unfinished rebuild", e))?;
+    }
+    Ok(())
+}
+
+/// Opens the store at `path`, rebuilding it (keeping the outbox) when it
+/// cannot be used as it is.
+pub(crate) fn open_store(path: &Path) -> Result<(Mirror, Option<RebuildInfo>)> {
+    finish_interrupted(path)?;
+    let problem = match check_file(path) {
+        // A migration that fails, or a table missing after migrating, means
+        // the schema is not what its version number says.
+        Ok(()) => match Mirror::open(path) {
+            Ok(m) => match check_tables(m.conn()) {
+                Ok(()) => return Ok((m, None)),
+                Err(p) => p,
+            },
+            Err(MirrorError::Sqlite(e)) => classify(e, RebuildReason::HalfMigrated),
+            Err(e) => Unusable::Rebuild(RebuildReason::HalfMigrated, e.to_string()),
+        },
+        Err(p) => p,
+    };
+    let (reason, detail) = match problem {
+        Unusable::Rebuild(reason, detail) => (reason, detail),
+        Unusable::Fail(e) => return Err(e),
+    };
+    tracing::warn!(?reason, %detail, "local store unusable; rebuilding it");
+    let saved = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => outbox::save(&c),
+        Err(_) => Saved {
+            incomplete: true,
+            ..Saved::default()
+        },
+    };
+    let (mirror, info) = replace_store(path, saved, reason, detail, true)?;
+    Ok((mirror, Some(info)))
+}
+
+/// Builds an empty store holding `saved` beside `path`, then moves it into
+/// place; the old file is kept as `<path>.bad` when `keep_old`, else removed.
+/// The caller must have closed its connection to the old file.
+pub(crate) fn replace_store(
+    path: &Path,
+    saved: Saved,
+    reason: RebuildReason,
+    detail: String,
+    keep_old: bool,
+) -> Result<(Mirror, RebuildInfo)> {
+    let tmp = sibling(path, ".rebuild");
+    remove_db_files(&tmp).map_err(|e| io("clearing an old rebuild", e))?;
+    {
+        let mut fresh = Mirror::open(&tmp)?;
+        let tx = fresh.conn_mut().transaction()?;
+        outbox::restore(&tx, &saved)?;
+        tx.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('rebuild_complete', '1')",
+            [],
+        )?;
+        tx.commit()?;
+        // Dropping the connection checkpoints the WAL into the file.
+    }
+    let moved_to = if keep_old && path.exists() {
+        let bad = sibling(path, ".bad");
+        remove_db_files(&bad).map_err(|e| io("clearing an old copy", e))?;
+        std::fs::rename(path, &bad).map_err(|e| io("moving the damaged store aside", e))?;
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::rename(sibling(path, ext), sibling(&bad, ext));
+        }
+        Some(bad)
+    } else {
+        None
+    };
+    // The old write-ahead log belongs to the old file: left behind, SQLite
+    // would replay it into the new one.
+    remove_db_files(path).map_err(|e| io("removing the old store", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io("moving the rebuilt store into place", e))?;
+    let mirror = Mirror::open(path)?;
+    mirror
+        .conn()
+        .execute("DELETE FROM sync_state WHERE key = 'rebuild_complete'", [])?;
+    let info = RebuildInfo {
+        reason,
+        detail,
+        kept_mutations: saved.rows.len(),
+        outbox_incomplete: saved.incomplete,
+        moved_to,
+    };
+    tracing::warn!(
+        ?info,
+        "local store rebuilt; it reloads from the server on the next sync"
+    );
+    Ok((mirror, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_busy_store_fails_the_open_instead_of_being_rebuilt() {
+        // Rebuilding here would move another instance's healthy store aside.
+        assert!(matches!(
+            classify(
+                sqlite(rusqlite::ffi::SQLITE_BUSY),
+                RebuildReason::HalfMigrated
+            ),
+            Unusable::Fail(_)
+        ));
+        assert!(matches!(
+            classify(
+                sqlite(rusqlite::ffi::SQLITE_CANTOPEN),
+                RebuildReason::Corrupt
+            ),
+            Unusable::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn damage_is_corruption_whatever_step_found_it() {
+        assert!(matches!(
+            classify(
+                sqlite(rusqlite::ffi::SQLITE_NOTADB),
+                RebuildReason::HalfMigrated
+            ),
+            Unusable::Rebuild(RebuildReason::Corrupt, _)
+        ));
+        assert!(matches!(
+            classify(
+                sqlite(rusqlite::ffi::SQLITE_ERROR),
+                RebuildReason::HalfMigrated
+            ),
+            Unusable::Rebuild(RebuildReason::HalfMigrated, _)
+        ));
+    }
+}

@@ -1,0 +1,469 @@
+//! Typed local queries the inbox UI calls: conversation lists (views,
+//! filters, sorts, keyset paging) and one conversation opened with its
+//! messages and its account's summary. They read the mirror only, so they
+//! answer the same with or without a network.
+//!
+//! A list is answered from the partial indexes of
+//! `migrations/inbox/0002_search.sql`. Each index starts with the column a
+//! view narrows on (status, assignee or team), then status, priority, update
+//! time and id. A query is split into one ordered walk per combination of
+//! those leading values (e.g. "mine" × {open, pending} × each priority), each
+//! walk stopping after a page of rows, and the walks are merged. So a page
+//! costs a few short index walks whatever the size of the mailbox, never a
+//! sort of every matching conversation. Other filters (channel, product
+//! area, plan, team) are checked on the index entries, which carry them.
+
+use std::cmp::Ordering;
+
+use portico_model::{
+    Account, AccountId, Channel, Conversation, ConversationId, ConversationStatus, Kind, Message,
+    Plan, Priority, Record, Subscription, TeamId, UsageMeter, UserId,
+};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde_json::Value;
+
+use crate::mirror::{Mirror, MirrorError};
+
+/// Most rows one list call returns, whatever the query asks.
+pub const MAX_PAGE: usize = 500;
+
+/// Which conversations a list starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Assigned to the signed-in staff member.
+    Mine,
+    /// Assigned to nobody.
+    Unassigned,
+    /// In any team the signed-in staff member belongs to (from their user
+    /// record in the mirror; none if it is not mirrored).
+    MyTeams,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Most recently updated first.
+    UpdatedDesc,
+    /// Least recently updated first (oldest waiting).
+    UpdatedAsc,
+    /// Most urgent first, then most recently updated.
+    PriorityDesc,
+}
+
+/// Narrowing of a list; an empty list means "any". Values within a list are
+/// alternatives (OR); lists and the view combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxFilters {
+    pub status: Vec<ConversationStatus>,
+    pub priority: Vec<Priority>,
+    pub channel: Vec<Channel>,
+    /// Plan codes of the conversation's account, e.g. `enterprise`.
+    pub plan: Vec<String>,
+    pub product_area: Vec<String>,
+    /// `None` in the list means "unassigned".
+    pub assignee: Vec<Option<UserId>>,
+    pub team: Vec<TeamId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxQuery {
+    /// The signed-in staff member ("mine", "my teams").
+    pub me: UserId,
+    pub view: View,
+    pub filters: InboxFilters,
+    pub sort: Sort,
+    /// Rows wanted (capped at [`MAX_PAGE`]).
+    pub limit: usize,
+    /// Continue after this row (from [`ConversationRow::cursor`] of the
+    /// last row of the previous page). Keyset paging: rows that change
+    /// between pages neither repeat nor push others off the page boundary.
+    pub after: Option<Cursor>,
+}
+
+impl InboxQuery {
+    /// The first page of 50, most recently updated first, no filters.
+    pub fn new(me: UserId, view: View) -> InboxQuery {
+        InboxQuery {
+            me,
+            view,
+            filters: InboxFilters::default(),
+            sort: Sort::UpdatedDesc,
+            limit: 50,
+            after: None,
+        }
+    }
+}
+
+/// Where a page ended: the sort key of its last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    priority_rank: Option<i64>,
+    updated_ms: i64,
+    id: String,
+}
+
+/// One line of a conversation list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRow {
+    pub conversation: Conversation,
+    /// The account's name, if the account is mirrored.
+    pub account_name: Option<String>,
+    /// The account's plan code, if its subscription and plan are mirrored.
+    pub plan: Option<String>,
+    cursor: Cursor,
+}
+
+impl ConversationRow {
+    /// Pass as [`InboxQuery::after`] to get the page after this row.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor.clone()
+    }
+}
+
+/// One conversation as the conversation pane shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    pub conversation: Conversation,
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// `None` if the account is not mirrored.
+    pub account: Option<AccountSummary>,
+}
+
+/// What the side panel shows about the customer, as far as it is mirrored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSummary {
+    /// Name, region, key account, lifecycle, health score and MRR (those
+    /// two are staff-internal fields, present because the viewer is staff).
+    pub account: Account,
+    /// The current subscription: the latest one not canceled, else the
+    /// latest one.
+    pub subscription: Option<Subscription>,
+    pub plan: Option<Plan>,
+    /// Seats assigned to users, against `subscription.seats` paid for.
+    pub seats_used: u32,
+    pub usage: Vec<UsageMeter>,
+}
+
+/// A page of conversations for `q`, in its sort order.
+pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, MirrorError> {
+    let conn = mirror.conn();
+    let limit = q.limit.clamp(1, MAX_PAGE);
+    let f = &q.filters;
+
+    // Who and which teams the view and the filters leave; an empty set
+    // means nothing can match.
+    let mut assignees: Option<Vec<Option<String>>> = (!f.assignee.is_empty()).then(|| {
+        f.assignee
+            .iter()
+            .map(|a| a.map(|u| u.to_string()))
+            .collect()
+    });
+    let mut teams: Option<Vec<String>> =
+        (!f.team.is_empty()).then(|| f.team.iter().map(ToString::to_string).collect());
+    match q.view {
+        View::All => {}
+        View::Mine => assignees = Some(intersect(assignees, vec![Some(q.me.to_string())])),
+        View::Unassigned => assignees = Some(intersect(assignees, vec![None])),
+        View::MyTeams => teams = Some(intersect(teams, my_teams(mirror, q.me)?)),
+    }
+    if assignees.as_ref().is_some_and(Vec::is_empty) || teams.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
+
+    // The index to walk and the values of its leading column.
+    let (index, lead, leads): (&str, Option<&str>, Vec<Sql>) = match (&assignees, &teams) {
+        (Some(a), _) => (
+            "conversations_by_assignee",
+            Some("assignee_id"),
+            a.iter()
+                .map(|v| v.clone().map_or(Sql::Null, Sql::Text))
+                .collect(),
+        ),
+        (None, Some(t)) => (
+            "conversations_by_team",
+            Some("team_id"),
+            t.iter().cloned().map(Sql::Text).collect(),
+        ),
+        (None, None) => ("conversations_by_status", None, vec![Sql::Null]),
+    };
+    let statuses: Vec<&str> = if f.status.is_empty() {
+        ConversationStatus::ALL.iter().map(|s| s.as_str()).collect()
+    } else {
+        f.status.iter().map(|s| s.as_str()).collect()
+    };
+    // Most urgent first; a conversation without a priority sorts last.
+    let mut ranks: Vec<Option<i64>> = if f.priority.is_empty() {
+        vec![Some(3), Some(2), Some(1), Some(0), None]
+    } else {
+        f.priority.iter().map(|p| Some(priority_rank(*p))).collect()
+    };
+    ranks.sort_by(|a, b| b.cmp(a));
+    ranks.dedup();
+
+    let desc = q.sort != Sort::UpdatedAsc;
+    let mut sql = format!(
+        "SELECT id, updated_ms, priority_rank FROM records INDEXED BY {index}
+          WHERE kind = 'conversation' AND status = ?1 AND priority_rank IS ?2"
+    );
+    let mut fixed: Vec<Sql> = Vec::new();
+    let mut param = |sql: &mut String, clause: &str, v: Sql| {
+        fixed.push(v);
+        sql.push_str(&clause.replace("?#", &format!("?{}", fixed.len() + 3)));
+    };
+    if let Some(col) = lead {
+        param(&mut sql, &format!(" AND {col} IS ?#"), Sql::Null);
+    }
+    if let (Some(t), Some("assignee_id")) = (&teams, lead) {
+        param(
+            &mut sql,
+            " AND team_id IN (SELECT value FROM json_each(?#))",
+            json_list(t.iter().map(String::as_str)),
+        );
+    }
+    if !f.channel.is_empty() {
+        param(
+            &mut sql,
+            " AND channel IN (SELECT value FROM json_each(?#))",
+            json_list(f.channel.iter().map(|c| c.as_str())),
+        );
+    }
+    if !f.product_area.is_empty() {
+        param(
+            &mut sql,
+            " AND product_area IN (SELECT value FROM json_each(?#))",
+            json_list(f.product_area.iter().map(String::as_str)),
+        );
+    }
+    if !f.plan.is_empty() {
+        param(
+            &mut sql,
+            " AND account_id IN (SELECT account_id FROM account_plan
+                                  WHERE plan_code IN (SELECT value FROM json_each(?#)))",
+            json_list(f.plan.iter().map(String::as_str)),
+        );
+    }
+    // ?3 is the page size; the keyset bound, when there is one, comes last.
+    let bounded = format!(
+        "{sql} AND (updated_ms, id) {} (?{}, ?{})",
+        if desc { "<" } else { ">" },
+        fixed.len() + 4,
+        fixed.len() + 5
+    );
+    let order = if desc {
+        " ORDER BY updated_ms DESC, id DESC LIMIT ?3"
+    } else {
+        " ORDER BY updated_ms ASC, id ASC LIMIT ?3"
+    };
+    let (sql, bounded) = (sql + order, bounded + order);
+
+    let mut keys: Vec<Cursor> = Vec::new();
+    for rank in &ranks {
+        // Sorted by priority, a whole page from higher priorities ends it.
+        if q.sort == Sort::PriorityDesc && keys.len() >= limit {
+            break;
+        }
+        let bound = match (&q.after, q.sort) {
+            (None, _) => None,
+            (Some(c), Sort::PriorityDesc) => match rank_cmp(*rank, c.priority_rank) {
+                Ordering::Greater => continue,
+                Ordering::Equal => Some(c),
+                Ordering::Less => None,
+            },
+            (Some(c), _) => Some(c),
+        };
+        for status in &statuses {
+            for lead_value in &leads {
+                let mut args: Vec<Sql> = vec![
+                    Sql::Text((*status).to_owned()),
+                    rank.map_or(Sql::Null, Sql::Integer),
+                    Sql::Integer(limit as i64),
+                ];
+                args.extend(fixed.iter().cloned());
+                if lead.is_some() {
+                    args[3] = lead_value.clone();
+                }
+                let text = match bound {
+                    Some(c) => {
+                        args.push(Sql::Integer(c.updated_ms));
+                        args.push(Sql::Text(c.id.clone()));
+                        &bounded
+                    }
+                    None => &sql,
+                };
+                let mut stmt = conn.prepare_cached(text)?;
+                let rows = stmt.query_map(params_from_iter(args), |r| {
+                    Ok(Cursor {
+                        id: r.get(0)?,
+                        updated_ms: r.get(1)?,
+                        priority_rank: r.get(2)?,
+                    })
+                })?;
+                for row in rows {
+                    keys.push(row?);
+                }
+            }
+        }
+    }
+    keys.sort_by(|a, b| sort_cmp(q.sort, a, b));
+    keys.truncate(limit);
+    keys.into_iter().map(|k| row(conn, k)).collect()
+}
+
+/// Opens a conversation: the record, its messages oldest first, and its
+/// account's summary. `None` if the conversation is not mirrored.
+pub fn conversation(
+    mirror: &Mirror,
+    id: ConversationId,
+) -> Result<Option<ConversationView>, MirrorError> {
+    let conn = mirror.conn();
+    let Some(conversation) = record::<Conversation>(conn, Kind::Conversation, &id.to_string())?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT data FROM records INDEXED BY messages_by_conversation
+          WHERE kind = 'message' AND conversation_id = ?1 ORDER BY id",
+    )?;
+    let messages = stmt
+        .query_map([id.to_string()], |r| r.get::<_, String>(0))?
+        .map(|data| parse::<Message>(Kind::Message, &data?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let account = account_summary(conn, conversation.account_id)?;
+    Ok(Some(ConversationView {
+        conversation,
+        messages,
+        account,
+    }))
+}
+
+fn account_summary(
+    conn: &Connection,
+    id: AccountId,
+) -> Result<Option<AccountSummary>, MirrorError> {
+    let key = id.to_string();
+    let Some(account) = record::<Account>(conn, Kind::Account, &key)? else {
+        return Ok(None);
+    };
+    // Same choice as the `account_plan_refresh` trigger, so the plan shown
+    // here is the plan lists and searches filter on.
+    let subscription: Option<Subscription> = conn
+        .prepare_cached(
+            "SELECT data FROM records WHERE kind = 'subscription' AND account_id = ?1
+              ORDER BY status = 'canceled', data ->> '$.current_period_end' DESC, id DESC LIMIT 1",
+        )?
+        .query_row([&key], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|d| parse(Kind::Subscription, &d))
+        .transpose()?;
+    let plan = match &subscription {
+        Some(s) => record::<Plan>(conn, Kind::Plan, &s.plan_id.to_string())?,
+        None => None,
+    };
+    let seats_used: u32 = conn
+        .prepare_cached("SELECT count(*) FROM records WHERE kind = 'seat' AND account_id = ?1")?
+        .query_row([&key], |r| r.get(0))?;
+    let usage = conn
+        .prepare_cached(
+            "SELECT data FROM records WHERE kind = 'usage_meter' AND account_id = ?1 ORDER BY id",
+        )?
+        .query_map([&key], |r| r.get::<_, String>(0))?
+        .map(|d| parse::<UsageMeter>(Kind::UsageMeter, &d?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(AccountSummary {
+        account,
+        subscription,
+        plan,
+        seats_used,
+        usage,
+    }))
+}
+
+/// The list row for one key found by [`inbox`].
+fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
+    let (data, plan, account_name): (String, Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT r.data, ap.plan_code, a.data ->> '$.name'
+               FROM records r
+               LEFT JOIN account_plan ap ON ap.account_id = r.account_id
+               LEFT JOIN records a ON a.kind = 'account' AND a.id = r.account_id
+              WHERE r.kind = 'conversation' AND r.id = ?1",
+        )?
+        .query_row(params![key.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(ConversationRow {
+        conversation: parse(Kind::Conversation, &data)?,
+        account_name,
+        plan,
+        cursor: key,
+    })
+}
+
+/// The teams of the staff member's mirrored user record.
+fn my_teams(mirror: &Mirror, me: UserId) -> Result<Vec<String>, MirrorError> {
+    let user = mirror.get(Kind::User, me.0)?;
+    Ok(user
+        .as_ref()
+        .and_then(|u| u.get("team_ids"))
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn record<T: Record>(conn: &Connection, kind: Kind, id: &str) -> Result<Option<T>, MirrorError> {
+    conn.prepare_cached("SELECT data FROM records WHERE kind = ?1 AND id = ?2")?
+        .query_row([kind.as_str(), id], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|d| parse(kind, &d))
+        .transpose()
+}
+
+/// Rows are the model's records as the server shaped them for staff; one
+/// that does not parse is reported, not skipped, so a list never silently
+/// loses a conversation.
+fn parse<T: Record>(kind: Kind, data: &str) -> Result<T, MirrorError> {
+    serde_json::from_str(data).map_err(|_| MirrorError::Corrupt(kind.as_str()))
+}
+
+/// `wanted ∩ allowed`, or `allowed` when nothing narrower was asked.
+fn intersect<T: PartialEq>(wanted: Option<Vec<T>>, allowed: Vec<T>) -> Vec<T> {
+    match wanted {
+        None => allowed,
+        Some(w) => allowed.into_iter().filter(|a| w.contains(a)).collect(),
+    }
+}
+
+fn json_list<'a>(values: impl Iterator<Item = &'a str>) -> Sql {
+    Sql::Text(Value::Array(values.map(|v| Value::String(v.to_owned())).collect()).to_string())
+}
+
+/// Same numbers as the `priority_rank` column.
+fn priority_rank(p: Priority) -> i64 {
+    match p {
+        Priority::Urgent => 3,
+        Priority::High => 2,
+        Priority::Normal => 1,
+        Priority::Low => 0,
+    }
+}
+
+/// Priority order with "no priority" below every priority.
+fn rank_cmp(a: Option<i64>, b: Option<i64>) -> Ordering {
+    a.unwrap_or(-1).cmp(&b.unwrap_or(-1))
+}
+
+fn sort_cmp(sort: Sort, a: &Cursor, b: &Cursor) -> Ordering {
+    let newest_first = b
+        .updated_ms
+        .cmp(&a.updated_ms)
+        .then_with(|| b.id.cmp(&a.id));
+    match sort {
+        Sort::UpdatedDesc => newest_first,
+        Sort::UpdatedAsc => newest_first.reverse(),
+        Sort::PriorityDesc => rank_cmp(b.priority_rank, a.priority_rank).then(newest_first),
+    }
+}
