@@ -8,11 +8,8 @@
 -- mirror does not hold. See docs/decisions.md, "Offline search".
 
 -- ---------------------------------------------------------------------------
--- Inbox lists
---
--- Query fields of conversations and messages, computed from the JSON. They
--- are VIRTUAL (no extra storage in the table); only the partial indexes below
--- store them, and only for the kind each index is about.
+-- Fields of records that triggers and queries below read, computed from the
+-- JSON. VIRTUAL: nothing is stored for them in `records`.
 
 ALTER TABLE records ADD COLUMN status TEXT
     GENERATED ALWAYS AS (data ->> '$.status') VIRTUAL;
@@ -20,37 +17,11 @@ ALTER TABLE records ADD COLUMN assignee_id TEXT
     GENERATED ALWAYS AS (data ->> '$.assignee_id') VIRTUAL;
 ALTER TABLE records ADD COLUMN team_id TEXT
     GENERATED ALWAYS AS (data ->> '$.team_id') VIRTUAL;
-ALTER TABLE records ADD COLUMN channel TEXT
-    GENERATED ALWAYS AS (data ->> '$.channel') VIRTUAL;
 ALTER TABLE records ADD COLUMN product_area TEXT
     GENERATED ALWAYS AS (data ->> '$.product_area') VIRTUAL;
--- Priority as a number so "most urgent first" is an index order.
-ALTER TABLE records ADD COLUMN priority_rank INTEGER
-    GENERATED ALWAYS AS (CASE data ->> '$.priority'
-        WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 WHEN 'low' THEN 0
-    END) VIRTUAL;
--- Milliseconds since the epoch: sorts as an integer whatever the number of
--- fractional digits the server wrote.
-ALTER TABLE records ADD COLUMN updated_ms INTEGER
-    GENERATED ALWAYS AS (CAST(round(unixepoch(data ->> '$.updated_at', 'subsec') * 1000) AS INTEGER)) VIRTUAL;
 ALTER TABLE records ADD COLUMN conversation_id TEXT
     GENERATED ALWAYS AS (data ->> '$.conversation_id') VIRTUAL;
 
--- One index per way an inbox view narrows the list: everything (by status),
--- one assignee (mine / unassigned, NULL included), one team. Each is ordered
--- (status, priority, updated, id) after its leading column, so a list is a
--- few ordered index walks merged (see query.rs), never a sort of every match;
--- the trailing columns let the other filters be checked on the index entry
--- without reading the record.
-CREATE INDEX conversations_by_status ON records
-    (status, priority_rank, updated_ms, id, assignee_id, team_id, channel, product_area, account_id)
-    WHERE kind = 'conversation';
-CREATE INDEX conversations_by_assignee ON records
-    (assignee_id, status, priority_rank, updated_ms, id, team_id, channel, product_area, account_id)
-    WHERE kind = 'conversation';
-CREATE INDEX conversations_by_team ON records
-    (team_id, status, priority_rank, updated_ms, id, assignee_id, channel, product_area, account_id)
-    WHERE kind = 'conversation';
 -- A conversation's messages in order (ids are UUIDv7: creation order).
 CREATE INDEX messages_by_conversation ON records (conversation_id, id)
     WHERE kind = 'message';
@@ -62,15 +33,99 @@ CREATE TABLE account_plan (
     account_id TEXT PRIMARY KEY,
     plan_code  TEXT
 ) WITHOUT ROWID;
-CREATE INDEX account_plan_by_code ON account_plan (plan_code);
+
+-- ---------------------------------------------------------------------------
+-- Inbox lists
+--
+-- One compact row per mirrored conversation with the fields lists filter and
+-- sort on, as plain columns (the account's plan included), kept by triggers.
+-- Plain columns, unlike generated ones, make an index *covering*: a list
+-- walks index entries only and reads the records of the page it returns,
+-- never a JSON document per candidate.
+CREATE TABLE inbox (
+    id            TEXT PRIMARY KEY,
+    account_id    TEXT,
+    status        TEXT,
+    -- urgent 3, high 2, normal 1, low 0: "most urgent first" is index order.
+    priority_rank INTEGER,
+    -- Milliseconds since the epoch, whatever the fractional digits sent.
+    updated_ms    INTEGER NOT NULL,
+    assignee_id   TEXT,
+    team_id       TEXT,
+    channel       TEXT,
+    product_area  TEXT,
+    plan_code     TEXT
+) WITHOUT ROWID;
+
+-- One index per way a view narrows the list: everything (by status), one
+-- assignee (mine; unassigned is NULL), one team. After the leading column
+-- each is ordered (status, priority, updated, id), so a list is a few ordered
+-- index walks merged (see query.rs), never a sort of every match; the
+-- trailing columns let the other filters be checked on the entry itself.
+CREATE INDEX inbox_by_status ON inbox
+    (status, priority_rank, updated_ms, id, assignee_id, team_id, channel, product_area, plan_code);
+CREATE INDEX inbox_by_assignee ON inbox
+    (assignee_id, status, priority_rank, updated_ms, id, team_id, channel, product_area, plan_code);
+CREATE INDEX inbox_by_team ON inbox
+    (team_id, status, priority_rank, updated_ms, id, assignee_id, channel, product_area, plan_code);
+CREATE INDEX inbox_by_account ON inbox (account_id);
+
+-- "Procedure": INSERT INTO inbox_refresh (id) ... rewrites those rows from
+-- the conversation records.
+CREATE VIEW inbox_refresh AS SELECT NULL AS id;
+CREATE TRIGGER inbox_refresh INSTEAD OF INSERT ON inbox_refresh
+BEGIN
+    INSERT INTO inbox (id, account_id, status, priority_rank, updated_ms, assignee_id,
+                       team_id, channel, product_area, plan_code)
+    SELECT r.id, r.account_id, r.status,
+           CASE r.data ->> '$.priority'
+               WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 WHEN 'low' THEN 0
+           END,
+           coalesce(CAST(round(unixepoch(r.data ->> '$.updated_at', 'subsec') * 1000) AS INTEGER), 0),
+           r.assignee_id, r.team_id, r.data ->> '$.channel', r.product_area,
+           (SELECT plan_code FROM account_plan WHERE account_id = r.account_id)
+      FROM records r WHERE r.kind = 'conversation' AND r.id = new.id
+    ON CONFLICT (id) DO UPDATE SET
+        account_id = excluded.account_id, status = excluded.status,
+        priority_rank = excluded.priority_rank, updated_ms = excluded.updated_ms,
+        assignee_id = excluded.assignee_id, team_id = excluded.team_id,
+        channel = excluded.channel, product_area = excluded.product_area,
+        plan_code = excluded.plan_code;
+END;
+
+CREATE TRIGGER inbox_conversation_inserted AFTER INSERT ON records
+WHEN new.kind = 'conversation'
+BEGIN
+    INSERT INTO inbox_refresh (id) VALUES (new.id);
+END;
+
+CREATE TRIGGER inbox_conversation_updated AFTER UPDATE ON records
+WHEN new.kind = 'conversation'
+BEGIN
+    INSERT INTO inbox_refresh (id) VALUES (new.id);
+END;
+
+CREATE TRIGGER inbox_conversation_deleted AFTER DELETE ON records
+WHEN old.kind = 'conversation'
+BEGIN
+    DELETE FROM inbox WHERE id = old.id;
+END;
 
 -- ---------------------------------------------------------------------------
 -- Offline search
 --
--- One FTS5 row per searchable record: an account (name, domain), a
--- conversation (subject, tags), a message (body), an article (title; summary
--- and body). The FTS rowid ("docid") lives in a per-kind range, so a search
--- can walk one kind, newest first, with a rowid range alone.
+-- One FTS5 table per kind: accounts (name, domain), conversations (subject;
+-- tags), messages (body), articles (title; summary and body). Separate tables
+-- keep each kind's statistics its own (a subject is not length-normalised
+-- against article bodies) and keep the cost of ranking one kind
+-- proportional to that kind: bm25 counts every row holding a query word,
+-- across the whole table, on every query.
+--
+-- The tables are contentless (the text stays in `records` only) with
+-- contentless_delete, so a row is removed by its rowid alone. Rowids
+-- ("docids") come from `search_docs`, one range per kind, counting down: the
+-- newest record of a kind has the lowest docid, so "newest matches first" is
+-- the index's natural ascending order.
 CREATE TABLE search_kinds (
     kind TEXT PRIMARY KEY,
     base INTEGER NOT NULL
@@ -102,20 +157,30 @@ INSERT INTO search_state (id, live) VALUES (1, 1);
 -- value + '0'): s status, a assignee (empty = unassigned), t team, r product
 -- area, p plan code ('0p0' on an article for every plan). Hex keeps any value
 -- one token; the leading digit keeps them apart from words users type; the
--- trailing digit keeps the porter stemmer from touching them. Filtering is
--- then part of the full-text match itself, not a join after it.
-CREATE VIRTUAL TABLE search_fts USING fts5 (
-    title, body, tags,
-    tokenize = 'porter unicode61 remove_diacritics 2',
-    prefix = '2 3'
-);
--- A word in a title weighs ten times a word in a body; filter tokens nothing.
-INSERT INTO search_fts (search_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0, 0.0)');
+-- trailing digit keeps the porter stemmer from touching them. A filter is
+-- then part of the full-text match, not a join after it.
+--
+-- Prefix indexes of 4 and 5 characters answer the word being typed without
+-- expanding it over the vocabulary; prefix matching starts at 4 characters.
+CREATE VIRTUAL TABLE search_accounts USING fts5 (
+    title, body, tags, content = '', contentless_delete = 1,
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '4 5');
+CREATE VIRTUAL TABLE search_conversations USING fts5 (
+    title, body, tags, content = '', contentless_delete = 1,
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '4 5');
+CREATE VIRTUAL TABLE search_messages USING fts5 (
+    title, body, tags, content = '', contentless_delete = 1,
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '4 5');
+CREATE VIRTUAL TABLE search_articles USING fts5 (
+    title, body, tags, content = '', contentless_delete = 1,
+    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '4 5');
 
--- What each search row holds, derived from the records.
+-- What each search row holds, derived from the records (also read back to
+-- build snippets, since the FTS tables keep no text).
 CREATE VIEW search_source AS
 SELECT
     d.docid AS docid,
+    d.kind AS kind,
     CASE r.kind
         WHEN 'conversation' THEN r.data ->> '$.subject'
         WHEN 'account' THEN concat_ws(' ', r.data ->> '$.name', r.data ->> '$.domain')
@@ -123,7 +188,7 @@ SELECT
         ELSE ''
     END AS title,
     CASE r.kind
-        WHEN 'conversation' THEN (SELECT group_concat(value, ' ') FROM json_each(r.data, '$.tags'))
+        WHEN 'conversation' THEN coalesce((SELECT group_concat(value, ' ') FROM json_each(r.data, '$.tags')), '')
         WHEN 'message' THEN r.data ->> '$.body'
         WHEN 'article' THEN concat_ws(' ', r.data ->> '$.summary', r.data ->> '$.body')
         ELSE ''
@@ -155,23 +220,32 @@ LEFT JOIN account_plan ap ON r.kind IN ('account', 'conversation', 'message')
 CREATE VIEW search_reindex AS SELECT NULL AS docid;
 CREATE TRIGGER search_reindex INSTEAD OF INSERT ON search_reindex
 BEGIN
-    DELETE FROM search_fts WHERE rowid = new.docid;
-    INSERT INTO search_fts (rowid, title, body, tags)
-        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid;
+    DELETE FROM search_accounts WHERE rowid = new.docid;
+    DELETE FROM search_conversations WHERE rowid = new.docid;
+    DELETE FROM search_messages WHERE rowid = new.docid;
+    DELETE FROM search_articles WHERE rowid = new.docid;
+    INSERT INTO search_accounts (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'account';
+    INSERT INTO search_conversations (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'conversation';
+    INSERT INTO search_messages (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'message';
+    INSERT INTO search_articles (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'article';
 END;
 
--- A new searchable record gets the next docid of its kind's range. A
--- conversation also re-indexes messages that arrived before it, so they take
--- its filter values.
+-- A new searchable record gets the next (lower) docid of its kind's range.
+-- A conversation also re-indexes messages that arrived before it, so they
+-- take its filter values.
 CREATE TRIGGER search_record_inserted AFTER INSERT ON records
 WHEN new.kind IN ('account', 'conversation', 'message', 'article')
     AND (SELECT live FROM search_state)
 BEGIN
     INSERT INTO search_docs (docid, kind, id)
         SELECT coalesce(
-                   (SELECT max(docid) FROM search_docs
+                   (SELECT min(docid) FROM search_docs
                      WHERE docid > k.base AND docid < k.base + (1 << 40)),
-                   k.base) + 1,
+                   k.base + (1 << 40)) - 1,
                new.kind, new.id
           FROM search_kinds k WHERE k.kind = new.kind
         ON CONFLICT (kind, id) DO NOTHING;
@@ -281,8 +355,18 @@ BEGIN
          WHERE old.kind = 'plan' AND kind = 'subscription' AND data ->> '$.plan_id' = old.id;
 END;
 
--- An account's plan changed: its own row and its conversations' and
--- messages' rows carry the plan token.
+-- An account's plan changed: its conversations' list rows carry it...
+CREATE TRIGGER inbox_account_plan_changed AFTER UPDATE ON account_plan
+BEGIN
+    UPDATE inbox SET plan_code = new.plan_code WHERE account_id = new.account_id;
+END;
+
+CREATE TRIGGER inbox_account_plan_added AFTER INSERT ON account_plan
+BEGIN
+    UPDATE inbox SET plan_code = new.plan_code WHERE account_id = new.account_id;
+END;
+
+-- ... and so do its own search row and its conversations' and messages'.
 CREATE TRIGGER account_plan_changed AFTER UPDATE ON account_plan
 WHEN (SELECT live FROM search_state)
 BEGIN

@@ -12,7 +12,9 @@
 //! Options: `--conversations N` (100000), `--messages N` (1000000),
 //! `--articles N` (10000), `--runs N` per scenario (2000), `--dir PATH`
 //! (where the database files go; a temporary folder by default, removed
-//! afterwards).
+//! afterwards), `--reuse` (keep `mirror.db` from an earlier run in `--dir`:
+//! queries only), `--quick-load` (build it the fast way, unmeasured: for
+//! iterating on queries).
 //!
 //! The data is synthetic and deterministic (fixed seed): 400 accounts on 4
 //! plans, 50 agents in 5 teams, conversations spread over statuses,
@@ -901,6 +903,7 @@ fn main() {
     let mut runs = 2_000usize;
     let mut dir: Option<PathBuf> = None;
     let mut reuse = false;
+    let mut quick = false;
     while let Some(a) = args.next() {
         let mut num = |what: &str| -> usize {
             args.next()
@@ -914,6 +917,7 @@ fn main() {
             "--runs" => runs = num("--runs"),
             "--dir" => dir = args.next().map(PathBuf::from),
             "--reuse" => reuse = true,
+            "--quick-load" => quick = true,
             "--bench" => {}
             other => panic!("unknown option {other}"),
         }
@@ -923,6 +927,28 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let mirror_path = dir.join("mirror.db");
 
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.trim_start_matches("MemTotal:").trim().to_owned())
+        })
+        .unwrap_or_default();
+    println!(
+        "Machine: {cpu}, {} cores, {mem} RAM; SQLite {}.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        rusqlite::version()
+    );
     println!(
         "Dataset: {} conversations, {} messages, {} articles, {ACCOUNTS} accounts, {AGENTS} agents in {TEAMS} teams; {runs} runs per scenario.",
         size.conversations, size.messages, size.articles
@@ -931,6 +957,21 @@ fn main() {
     let world = if reuse && mirror_path.exists() {
         println!("Reusing {} (load not measured).", mirror_path.display());
         generate(&size, |_| {})
+    } else if quick {
+        // For iterating on queries: the fast path only, figures not kept.
+        remove_db(&mirror_path);
+        drop(Mirror::open(&mirror_path).unwrap());
+        let mut conn = rusqlite::Connection::open(&mirror_path).unwrap();
+        conn.execute("UPDATE search_state SET live = 0", [])
+            .unwrap();
+        let world = generate(&size, |page| {
+            let tx = conn.transaction().unwrap();
+            apply_cached(&tx, page);
+            tx.commit().unwrap();
+        });
+        drop(conn);
+        search::rebuild_index(&Mirror::open(&mirror_path).unwrap()).unwrap();
+        world
     } else {
         load(&size, &dir, &mirror_path)
     };
@@ -952,6 +993,7 @@ fn main() {
     let mut inbox_times = Vec::with_capacity(runs);
     let mut rows_seen = 0usize;
     let mut by_kind: HashMap<&str, Vec<Duration>> = HashMap::new();
+    let mut slowest_lists: Vec<(Duration, String)> = Vec::new();
     for i in 0..runs + runs / 10 {
         let me = world.agents[rng.below(AGENTS)].id;
         let view = [View::Mine, View::Unassigned, View::MyTeams, View::All][rng.below(4)];
@@ -990,6 +1032,16 @@ fn main() {
             // The first tenth warms the cache and is not counted.
             inbox_times.push(d);
             rows_seen += rows.len();
+            slowest_lists.push((
+                d,
+                format!(
+                    "{:?} {:?} page {} {:?}",
+                    q.view,
+                    q.sort,
+                    if q.after.is_some() { 2 } else { 1 },
+                    q.filters
+                ),
+            ));
             let key = match extra {
                 0..=4 => "with an extra filter",
                 _ => "view + status only",
@@ -1006,6 +1058,12 @@ fn main() {
     for (k, v) in by_kind {
         row(&format!("  … {k}"), &stats(v), "");
     }
+    slowest_lists.sort_by_key(|s| std::cmp::Reverse(s.0));
+    println!("\nSlowest lists:");
+    for (d, q) in slowest_lists.iter().take(8) {
+        println!("- {} ms: {q}", ms(*d));
+    }
+    println!();
 
     // Opening a 500-message conversation.
     let mut open_times = Vec::with_capacity(runs);
@@ -1033,6 +1091,7 @@ fn main() {
     let mut search_times = Vec::with_capacity(runs);
     let mut by_shape: HashMap<&str, Vec<Duration>> = HashMap::new();
     let mut hits_seen = 0usize;
+    let mut slowest: Vec<(Duration, String)> = Vec::new();
     for i in 0..runs + runs / 10 {
         let words = 1 + qrng.below(3);
         let mut text: Vec<String> = (0..words)
@@ -1047,8 +1106,12 @@ fn main() {
             .collect();
         let typing = qrng.chance(0.6);
         if typing {
+            // Cut at 3 letters or more: prefix matching starts at
+            // search::MIN_PREFIX, shorter words being typed are ignored.
             let last = text.last_mut().unwrap();
-            let keep = 2 + qrng.below(last.chars().count().saturating_sub(1).max(1));
+            let len = last.chars().count();
+            let keep =
+                search::MIN_PREFIX + qrng.below(len.saturating_sub(search::MIN_PREFIX - 1).max(1));
             *last = last.chars().take(keep).collect();
         }
         let mut filters = SearchFilters::default();
@@ -1071,6 +1134,7 @@ fn main() {
         if i >= runs / 10 {
             search_times.push(d);
             hits_seen += hits.len();
+            slowest.push((d, format!("{:?} {:?}", q.text, q.filters)));
             let shape = match (words, typing, filtered) {
                 (_, _, true) => "filtered",
                 (1, true, false) => "one word, being typed",
@@ -1091,6 +1155,11 @@ fn main() {
     shapes.sort_by_key(|(k, _)| *k);
     for (k, v) in shapes {
         row(&format!("  … {k}"), &stats(v), "");
+    }
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+    println!("\nSlowest searches:");
+    for (d, q) in slowest.iter().take(8) {
+        println!("- {} ms: {q}", ms(*d));
     }
     println!(
         "\nMemory after the runs: VmRSS {}, VmHWM (peak) {}.",

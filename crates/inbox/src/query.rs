@@ -3,8 +3,9 @@
 //! messages and its account's summary. They read the mirror only, so they
 //! answer the same with or without a network.
 //!
-//! A list is answered from the partial indexes of
-//! `migrations/inbox/0002_search.sql`. Each index starts with the column a
+//! A list is answered from the `inbox` table of
+//! `migrations/inbox/0002_search.sql` (one compact row per conversation,
+//! kept by triggers) and its indexes. Each index starts with the column a
 //! view narrows on (status, assignee or team), then status, priority, update
 //! time and id. A query is split into one ordered walk per combination of
 //! those leading values (e.g. "mine" × {open, pending} × each priority), each
@@ -175,18 +176,18 @@ pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, Mi
     // The index to walk and the values of its leading column.
     let (index, lead, leads): (&str, Option<&str>, Vec<Sql>) = match (&assignees, &teams) {
         (Some(a), _) => (
-            "conversations_by_assignee",
+            "inbox_by_assignee",
             Some("assignee_id"),
             a.iter()
                 .map(|v| v.clone().map_or(Sql::Null, Sql::Text))
                 .collect(),
         ),
         (None, Some(t)) => (
-            "conversations_by_team",
+            "inbox_by_team",
             Some("team_id"),
             t.iter().cloned().map(Sql::Text).collect(),
         ),
-        (None, None) => ("conversations_by_status", None, vec![Sql::Null]),
+        (None, None) => ("inbox_by_status", None, vec![Sql::Null]),
     };
     let statuses: Vec<&str> = if f.status.is_empty() {
         ConversationStatus::ALL.iter().map(|s| s.as_str()).collect()
@@ -204,8 +205,8 @@ pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, Mi
 
     let desc = q.sort != Sort::UpdatedAsc;
     let mut sql = format!(
-        "SELECT id, updated_ms, priority_rank FROM records INDEXED BY {index}
-          WHERE kind = 'conversation' AND status = ?1 AND priority_rank IS ?2"
+        "SELECT id, updated_ms, priority_rank FROM inbox INDEXED BY {index}
+          WHERE status = ?1 AND priority_rank IS ?2"
     );
     let mut fixed: Vec<Sql> = Vec::new();
     let mut param = |sql: &mut String, clause: &str, v: Sql| {
@@ -239,8 +240,7 @@ pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, Mi
     if !f.plan.is_empty() {
         param(
             &mut sql,
-            " AND account_id IN (SELECT account_id FROM account_plan
-                                  WHERE plan_code IN (SELECT value FROM json_each(?#)))",
+            " AND plan_code IN (SELECT value FROM json_each(?#))",
             json_list(f.plan.iter().map(String::as_str)),
         );
     }
@@ -384,9 +384,9 @@ fn account_summary(
 fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
     let (data, plan, account_name): (String, Option<String>, Option<String>) = conn
         .prepare_cached(
-            "SELECT r.data, ap.plan_code, a.data ->> '$.name'
+            "SELECT r.data, i.plan_code, a.data ->> '$.name'
                FROM records r
-               LEFT JOIN account_plan ap ON ap.account_id = r.account_id
+               LEFT JOIN inbox i ON i.id = r.id
                LEFT JOIN records a ON a.kind = 'account' AND a.id = r.account_id
               WHERE r.kind = 'conversation' AND r.id = ?1",
         )?
@@ -441,7 +441,7 @@ fn json_list<'a>(values: impl Iterator<Item = &'a str>) -> Sql {
     Sql::Text(Value::Array(values.map(|v| Value::String(v.to_owned())).collect()).to_string())
 }
 
-/// Same numbers as the `priority_rank` column.
+/// Same numbers as `inbox.priority_rank`.
 fn priority_rank(p: Priority) -> i64 {
     match p {
         Priority::Urgent => 3,

@@ -3,18 +3,27 @@
 //! body), with the inbox's filters, bm25 ranking, prefix matching of the word
 //! being typed, and highlighted snippets.
 //!
-//! The index is SQLite FTS5, kept in step with `records` by the triggers of
-//! `migrations/inbox/0002_search.sql`, so whatever [`Mirror::apply`] wrote is
-//! what a search finds, in the same transaction. Filter values are tokens in
-//! each row's `tags` column, so a filter narrows the match itself instead of
-//! joining after it (the slow path measured in `docs/decisions.md`, "Offline
-//! search").
+//! The index is SQLite FTS5, one table per kind, kept in step with `records`
+//! by the triggers of `migrations/inbox/0002_search.sql`, so whatever
+//! [`Mirror::apply`] wrote is what a search finds, in the same transaction.
+//! Why FTS5 and why this shape, with measurements: `docs/decisions.md`,
+//! "Offline search".
 //!
-//! Each kind is searched on its own (its rows live in a rowid range), newest
-//! first: at most [`WINDOW`] of the newest matching rows of a kind are ranked,
-//! which bounds the cost of a word that is in half the mailbox. The kinds'
-//! best hits are merged by score (same expression, same corpus statistics, so
-//! scores compare) and messages fold into their conversation.
+//! A search runs per kind, newest records first (ascending docids), in two
+//! steps that bound its cost whatever the size of the mirror:
+//!
+//! 1. candidates: the newest [`WINDOW`] rows matching the words *and* the
+//!    filters (filter values are tokens in each row, so the index intersects
+//!    them; no join);
+//! 2. ranking: bm25 over those candidates only, computed on the words alone
+//!    (bm25 counts, on every query, the rows holding each of its terms; a
+//!    filter token is in a third of the table and would cost more than
+//!    everything else).
+//!
+//! So a word found in more than [`WINDOW`] rows of a kind is ranked among its
+//! newest occurrences. The kinds' best hits are merged by score, messages
+//! fold into their conversation, and snippets are cut for the final hits from
+//! a scratch FTS5 table holding just them (the index keeps no text).
 
 use std::collections::HashSet;
 
@@ -23,19 +32,25 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::mirror::{Mirror, MirrorError};
 
-/// Most rows of one kind ranked per search: the newest matching ones. A word
-/// found in more rows than this is ranked among its newest occurrences, which
-/// keeps a common word as fast as a rare one.
-pub const WINDOW: i64 = 2_000;
+/// Most rows of one kind ranked per search: the newest matching ones.
+pub const WINDOW: usize = 500;
 
 /// Most hits a search returns, whatever the query asks.
 pub const MAX_LIMIT: usize = 200;
+
+/// Letters of the word being typed before it is matched as a prefix; the
+/// migration's prefix indexes start there, so a prefix never has to be
+/// expanded over a large part of the vocabulary.
+pub const MIN_PREFIX: usize = 4;
 
 /// Marks around matched words in the raw FTS5 snippet, split into
 /// [`Fragment`]s before the caller sees them (control characters, which the
 /// mirrored text does not contain in practice and which are never shown).
 const OPEN: char = '\u{2}';
 const CLOSE: char = '\u{3}';
+
+/// The tokenizer of the migration's search tables, for the snippet table.
+const TOKENIZER: &str = "porter unicode61 remove_diacritics 2";
 
 /// What a hit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +77,16 @@ impl HitKind {
             HitKind::Conversation => "conversation",
             HitKind::Message => "message",
             HitKind::Article => "article",
+        }
+    }
+
+    /// Its FTS5 table in the migration.
+    fn table(self) -> &'static str {
+        match self {
+            HitKind::Account => "search_accounts",
+            HitKind::Conversation => "search_conversations",
+            HitKind::Message => "search_messages",
+            HitKind::Article => "search_articles",
         }
     }
 
@@ -94,9 +119,10 @@ pub struct SearchFilters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
     /// What the person typed. Words are matched whole (stemmed: "invoices"
-    /// finds "invoice"), the last one also as a prefix unless the text ends
-    /// in a space, so results appear while typing. Quotes, operators and
-    /// brackets are plain text here, never FTS5 syntax.
+    /// finds "invoice"), the last one also as a prefix (from
+    /// [`MIN_PREFIX`] letters) unless the text ends in a space, so results
+    /// appear while typing. Quotes, operators and brackets are plain text
+    /// here, never FTS5 syntax.
     pub text: String,
     /// Kinds to search; empty means all.
     pub kinds: Vec<HitKind>,
@@ -148,28 +174,18 @@ pub fn search(mirror: &Mirror, q: &SearchQuery) -> Result<Vec<Hit>, MirrorError>
     };
     let limit = q.limit.clamp(1, MAX_LIMIT);
     let conn = mirror.conn();
-    let kinds: Vec<HitKind> = HitKind::ALL
-        .into_iter()
-        .filter(|k| q.kinds.is_empty() || q.kinds.contains(k))
-        .filter(|k| k.admits(&q.filters))
-        .collect();
-    let plan_codes = &q.filters.plan;
-
     let mut ranked: Vec<Ranked> = Vec::new();
-    for kind in kinds {
-        let expr = match_expr(&words, kind, &q.filters, plan_codes);
-        // Messages fold into conversations: fetch more so folding still
-        // leaves `limit` distinct conversations when it can.
-        let want = if kind == HitKind::Message {
-            limit * 3
-        } else {
-            limit
-        };
-        ranked.extend(rank_kind(conn, kind, &expr, want)?);
+    for kind in HitKind::ALL {
+        if (q.kinds.is_empty() || q.kinds.contains(&kind)) && kind.admits(&q.filters) {
+            let filters = filter_expr(kind, &q.filters);
+            ranked.extend(rank_kind(conn, kind, &words, filters.as_deref())?);
+        }
     }
-    ranked.sort_by(|a, b| a.rank.total_cmp(&b.rank).then(a.docid.cmp(&b.docid)));
+    // Best first; equal scores newest first (lower docid).
+    ranked.sort_by(|a, b| a.bm25.total_cmp(&b.bm25).then(a.docid.cmp(&b.docid)));
 
     let mut hits = Vec::with_capacity(limit);
+    let mut docids = Vec::with_capacity(limit);
     let mut seen_conversations: HashSet<ConversationId> = HashSet::new();
     for r in ranked {
         if hits.len() == limit {
@@ -178,22 +194,28 @@ pub fn search(mirror: &Mirror, q: &SearchQuery) -> Result<Vec<Hit>, MirrorError>
         let Some(hit) = describe(conn, &r)? else {
             continue;
         };
+        // A conversation is one hit, by its best-ranked subject or message.
         if let Some(c) = hit.conversation_id
             && !seen_conversations.insert(c)
         {
             continue;
         }
-        hits.push(hit);
+        hits.push(Hit {
+            title: heading(conn, &hit)?,
+            ..hit
+        });
+        docids.push(r.docid);
     }
+    snippets(conn, &words, &docids, &mut hits)?;
     Ok(hits)
 }
 
 /// Stops indexing changes as they are written, for a bulk load (bootstrap,
-/// resync): the mirror then takes rows at close to raw insert speed, and
-/// [`rebuild_index`] indexes everything at once, several times cheaper than
-/// row by row (figures in `docs/benchmarks.md`). Lists are unaffected;
-/// searches answer from the index as it was until the rebuild. Survives a
-/// restart, so an interrupted load still ends in a rebuild.
+/// resync): the mirror then takes rows several times faster, and
+/// [`rebuild_index`] indexes everything at once, faster than row by row
+/// (figures in `docs/benchmarks.md`). Lists are unaffected; searches answer
+/// from the index as it was until the rebuild. Stored, so an interrupted
+/// load still ends in a rebuild.
 pub fn suspend_indexing(mirror: &Mirror) -> Result<(), MirrorError> {
     suspend_indexing_in(mirror.conn())
 }
@@ -213,9 +235,8 @@ pub fn indexing_live(mirror: &Mirror) -> Result<bool, MirrorError> {
 }
 
 /// Re-creates the whole search index from the mirrored records in one
-/// transaction, newest last within each kind (so "newest first" is creation
-/// order), and resumes indexing changes as they are written. Returns the
-/// number of rows indexed.
+/// transaction (docids in creation order, newest lowest) and resumes
+/// indexing changes as they are written. Returns the number of rows indexed.
 pub fn rebuild_index(mirror: &Mirror) -> Result<u64, MirrorError> {
     let tx = mirror.conn().unchecked_transaction()?;
     let n = rebuild_index_in(&tx)?;
@@ -225,16 +246,35 @@ pub fn rebuild_index(mirror: &Mirror) -> Result<u64, MirrorError> {
 
 /// [`rebuild_index`] inside the caller's transaction.
 pub(crate) fn rebuild_index_in(conn: &Connection) -> Result<u64, MirrorError> {
+    for kind in HitKind::ALL {
+        let t = kind.table();
+        conn.execute(&format!("INSERT INTO {t} ({t}) VALUES ('delete-all')"), [])?;
+    }
     conn.execute_batch(
-        "DELETE FROM search_fts;
-         DELETE FROM search_docs;
+        "DELETE FROM search_docs;
          INSERT INTO search_docs (docid, kind, id)
-             SELECT k.base + row_number() OVER (PARTITION BY r.kind ORDER BY r.id), r.kind, r.id
-               FROM records r JOIN search_kinds k ON k.kind = r.kind;
-         INSERT INTO search_fts (rowid, title, body, tags)
-             SELECT docid, title, body, tags FROM search_source;
-         UPDATE search_state SET live = 1;",
+             SELECT k.base + (1 << 40) - row_number() OVER (PARTITION BY r.kind ORDER BY r.id),
+                    r.kind, r.id
+               FROM records r JOIN search_kinds k ON k.kind = r.kind;",
     )?;
+    for kind in HitKind::ALL {
+        let base: i64 = conn.query_row(
+            "SELECT base FROM search_kinds WHERE kind = ?1",
+            [kind.as_str()],
+            |r| r.get(0),
+        )?;
+        // In docid order, which is how FTS5 appends fastest.
+        conn.execute(
+            &format!(
+                "INSERT INTO {} (rowid, title, body, tags)
+                 SELECT docid, title, body, tags FROM search_source
+                  WHERE docid > ?1 AND docid < ?1 + (1 << 40) ORDER BY docid",
+                kind.table()
+            ),
+            [base],
+        )?;
+    }
+    conn.execute("UPDATE search_state SET live = 1", [])?;
     Ok(conn.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?)
 }
 
@@ -242,59 +282,63 @@ pub(crate) fn rebuild_index_in(conn: &Connection) -> Result<u64, MirrorError> {
 struct Ranked {
     kind: HitKind,
     docid: i64,
-    rank: f64,
-    snippet: String,
+    /// FTS5 bm25: lower is better.
+    bm25: f64,
 }
 
-/// The newest [`WINDOW`] matches of one kind, best `want` by bm25.
+/// The newest [`WINDOW`] rows of one kind matching the words and filters,
+/// each with its bm25 on the words.
 fn rank_kind(
     conn: &Connection,
     kind: HitKind,
-    expr: &str,
-    want: usize,
+    words: &str,
+    filters: Option<&str>,
 ) -> Result<Vec<Ranked>, MirrorError> {
-    let base: i64 = conn
-        .prepare_cached("SELECT base FROM search_kinds WHERE kind = ?1")?
-        .query_row([kind.as_str()], |r| r.get(0))?;
-    let end = base + (1_i64 << 40);
-    // The WINDOW-th newest match bounds the ranked range; with fewer
-    // matches, all of them are ranked.
-    let floor: i64 = conn
-        .prepare_cached(
-            "SELECT rowid FROM search_fts WHERE search_fts MATCH ?1 AND rowid > ?2 AND rowid < ?3
-             ORDER BY rowid DESC LIMIT 1 OFFSET ?4",
-        )?
-        .query_row(params![expr, base, end, WINDOW - 1], |r| r.get(0))
-        .optional()?
-        .unwrap_or(base + 1);
-    let mut stmt = conn.prepare_cached(
-        "SELECT rowid, rank, snippet(search_fts, -1, char(2), char(3), '…', 16)
-           FROM search_fts WHERE search_fts MATCH ?1 AND rowid >= ?2 AND rowid < ?3
-          ORDER BY rank LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(params![expr, floor, end, want as i64], |r| {
+    let t = kind.table();
+    let row = |r: &rusqlite::Row<'_>| {
         Ok(Ranked {
             kind,
             docid: r.get(0)?,
-            rank: r.get(1)?,
-            snippet: r.get(2)?,
+            bm25: r.get(1)?,
         })
-    })?;
+    };
+    let Some(filters) = filters else {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT rowid, bm25({t}, 10.0, 1.0, 0.0) FROM {t}
+              WHERE {t} MATCH ?1 ORDER BY rowid LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![words, WINDOW as i64], row)?;
+        return Ok(rows.collect::<Result<_, _>>()?);
+    };
+    let candidates: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT rowid FROM {t} WHERE {t} MATCH ?1 ORDER BY rowid LIMIT ?2"
+        ))?
+        .query_map(
+            params![format!("{words} AND {filters}"), WINDOW as i64],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let (Some(first), Some(last)) = (candidates.first(), candidates.last()) else {
+        return Ok(Vec::new());
+    };
+    // `+rowid` keeps the list a filter on the matches in [first, last]
+    // rather than one FTS5 query per candidate.
+    let list = serde_json::to_string(&candidates).map_err(|_| MirrorError::Corrupt("search"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT rowid, bm25({t}, 10.0, 1.0, 0.0) FROM {t}
+          WHERE {t} MATCH ?1 AND rowid >= ?2 AND rowid <= ?3
+            AND +rowid IN (SELECT value FROM json_each(?4))"
+    ))?;
+    let rows = stmt.query_map(params![words, first, last, list], row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Turns a ranked row into a hit with its heading; `None` if the record went
-/// away in between (cannot happen inside one read, but costs nothing).
+/// Turns a ranked row into a hit (without heading or snippet yet: only the
+/// hits kept need those); `None` if the record went away in between.
 fn describe(conn: &Connection, r: &Ranked) -> Result<Option<Hit>, MirrorError> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, r.account_id,
-                CASE d.kind
-                    WHEN 'account' THEN r.data ->> '$.name'
-                    WHEN 'article' THEN r.data ->> '$.title'
-                    WHEN 'conversation' THEN r.data ->> '$.subject'
-                    ELSE (SELECT c.data ->> '$.subject' FROM records c
-                           WHERE c.kind = 'conversation' AND c.id = r.conversation_id)
-                END,
                 CASE d.kind WHEN 'conversation' THEN r.id WHEN 'message' THEN r.conversation_id END
            FROM search_docs d JOIN records r ON r.kind = d.kind AND r.id = d.id
           WHERE d.docid = ?1",
@@ -305,11 +349,10 @@ fn describe(conn: &Connection, r: &Ranked) -> Result<Option<Hit>, MirrorError> {
                 row.get::<_, String>(0)?,
                 row.get::<_, Option<String>>(1)?,
                 row.get::<_, Option<String>>(2)?,
-                row.get::<_, Option<String>>(3)?,
             ))
         })
         .optional()?;
-    let Some((id, account, title, conversation)) = row else {
+    let Some((id, account, conversation)) = row else {
         return Ok(None);
     };
     let corrupt = || MirrorError::Corrupt(r.kind.as_str());
@@ -327,10 +370,79 @@ fn describe(conn: &Connection, r: &Ranked) -> Result<Option<Hit>, MirrorError> {
         id,
         conversation_id,
         account_id,
-        title: title.unwrap_or_default(),
-        snippet: fragments(&r.snippet),
-        score: -r.rank,
+        title: String::new(),
+        snippet: Vec::new(),
+        score: -r.bm25,
     }))
+}
+
+/// A hit's heading: the account's name, the article's title, the
+/// conversation's subject (a message's conversation's); empty if that
+/// record is not mirrored.
+fn heading(conn: &Connection, hit: &Hit) -> Result<String, MirrorError> {
+    let (kind, id) = match (hit.kind, hit.conversation_id) {
+        (HitKind::Message, Some(c)) => ("conversation", c.0),
+        (k, _) => (k.as_str(), hit.id),
+    };
+    let title: Option<Option<String>> = conn
+        .prepare_cached(
+            "SELECT CASE kind WHEN 'account' THEN data ->> '$.name'
+                              WHEN 'article' THEN data ->> '$.title'
+                              ELSE data ->> '$.subject' END
+               FROM records WHERE kind = ?1 AND id = ?2",
+        )?
+        .query_row(params![kind, id.to_string()], |r| r.get(0))
+        .optional()?;
+    Ok(title.flatten().unwrap_or_default())
+}
+
+/// Cuts the hits' snippets: their text goes into a scratch FTS5 table (same
+/// tokenizer, in this connection's temp schema) and FTS5's `snippet()` runs
+/// the same words over it, so what is marked is exactly what matched, at a
+/// cost that does not grow with the mirror.
+fn snippets(
+    conn: &Connection,
+    words: &str,
+    docids: &[i64],
+    hits: &mut [Hit],
+) -> Result<(), MirrorError> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_snippets
+             USING fts5 (title, body, tokenize = '{TOKENIZER}');
+         DELETE FROM temp.search_snippets;"
+    ))?;
+    {
+        let mut put = conn.prepare_cached(
+            "INSERT INTO temp.search_snippets (rowid, title, body)
+             SELECT docid, title, body FROM search_source WHERE docid = ?1",
+        )?;
+        for d in docids {
+            put.execute([d])?;
+        }
+    }
+    let mut cut = conn.prepare_cached(
+        "SELECT rowid, snippet(search_snippets, -1, char(2), char(3), '…', 16)
+           FROM temp.search_snippets WHERE search_snippets MATCH ?1",
+    )?;
+    let cuts: Vec<(i64, String)> = cut
+        .query_map([words], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (docid, s) in cuts {
+        if let Some(i) = docids.iter().position(|d| *d == docid) {
+            hits[i].snippet = fragments(&s);
+        }
+    }
+    for h in hits.iter_mut().filter(|h| h.snippet.is_empty()) {
+        h.snippet = vec![Fragment {
+            text: h.title.clone(),
+            matched: false,
+        }];
+    }
+    conn.execute("DELETE FROM temp.search_snippets", [])?;
+    Ok(())
 }
 
 /// Splits an FTS5 snippet with [`OPEN`]/[`CLOSE`] marks into fragments.
@@ -361,23 +473,30 @@ fn fragments(s: &str) -> Vec<Fragment> {
 /// word a quoted string (so nothing typed is syntax), all required, the last
 /// one a prefix while it is being typed. `None` when nothing is searchable.
 fn match_words(text: &str) -> Option<String> {
-    // Still typing the last word only if the text ends inside a real word
-    // (a trailing bracket or space means that word is finished).
-    let typing = !text.ends_with(char::is_whitespace)
-        && text
-            .split_whitespace()
-            .last()
-            .is_some_and(|w| w.chars().any(char::is_alphanumeric));
+    let typing = !text.ends_with(char::is_whitespace);
     let mut words: Vec<&str> = text
         .split_whitespace()
         .filter(|w| w.chars().any(char::is_alphanumeric))
         .collect();
-    // A single typed letter would be a prefix of a good part of the
-    // vocabulary (no prefix index that short): wait for the next one.
+    // The prefix is the last token of the word being typed ("acme.te" is
+    // the phrase "acme te", "te" the prefix). If it is (or stems to) less
+    // than the prefix indexes it would be a prefix of a large part of the
+    // vocabulary: match what comes before it as whole words, and wait.
     let mut prefix = typing;
-    if typing && words.last().is_some_and(|w| alnum_len(w) < 2) {
-        words.pop();
-        prefix = false;
+    if let Some(last) = words.last_mut().filter(|_| typing) {
+        let start = last
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_alphanumeric())
+            .last()
+            .map_or(last.len(), |(i, _)| i);
+        if stem_len(&last[start..]) < MIN_PREFIX {
+            *last = &last[..start];
+            prefix = false;
+            if !last.chars().any(char::is_alphanumeric) {
+                words.pop();
+            }
+        }
     }
     if words.is_empty() {
         return None;
@@ -394,35 +513,45 @@ fn match_words(text: &str) -> Option<String> {
     Some(format!("{{title body}} : ({})", quoted.join(" AND ")))
 }
 
-fn alnum_len(w: &str) -> usize {
-    w.chars().filter(|c| c.is_alphanumeric()).count()
+/// A lower bound of the length the porter stemmer leaves of a word: the
+/// query's prefix is stemmed too ("mors" is searched as "mor"), so a typed
+/// "mors" is not yet long enough for the prefix indexes. Counts letters and
+/// digits, minus the endings porter removes from short words (-s, -es,
+/// -ies, -ed, -ing, -e); erring short only delays the prefix a keystroke.
+fn stem_len(word: &str) -> usize {
+    let w: String = word
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let mut n = w.chars().count();
+    let stripped = ["ies", "ing", "ed", "es", "s", "e"]
+        .iter()
+        .find(|end| w.ends_with(*end) && !(**end == "s" && w.ends_with("ss")));
+    if let Some(end) = stripped {
+        n = n.saturating_sub(end.len());
+    }
+    n
 }
 
-/// The full expression for one kind: the words, and each filter that
-/// applies to the kind as an OR of its tokens in `tags`.
-fn match_expr(words: &str, kind: HitKind, f: &SearchFilters, plans: &[String]) -> String {
-    let mut expr = words.to_owned();
-    let mut group = |tokens: Vec<String>| {
-        if !tokens.is_empty() {
-            let alts: Vec<String> = tokens.into_iter().map(|t| format!("\"{t}\"")).collect();
-            expr.push_str(&format!(" AND tags : ({})", alts.join(" OR ")));
-        }
-    };
-    let conversational = matches!(kind, HitKind::Conversation | HitKind::Message);
-    if conversational {
-        group(
+/// The filters that apply to one kind as an FTS5 expression over `tags`
+/// (each filter an OR of its tokens), or `None` without filters.
+fn filter_expr(kind: HitKind, f: &SearchFilters) -> Option<String> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    if matches!(kind, HitKind::Conversation | HitKind::Message) {
+        groups.push(
             f.status
                 .iter()
                 .map(|s| filter_token('s', s.as_str()))
                 .collect(),
         );
-        group(
+        groups.push(
             f.assignee
                 .iter()
                 .map(|a| filter_token('a', &a.map(|u| u.to_string()).unwrap_or_default()))
                 .collect(),
         );
-        group(
+        groups.push(
             f.team
                 .iter()
                 .map(|t| filter_token('t', &t.to_string()))
@@ -430,22 +559,30 @@ fn match_expr(words: &str, kind: HitKind, f: &SearchFilters, plans: &[String]) -
         );
     }
     if kind != HitKind::Account {
-        group(
+        groups.push(
             f.product_area
                 .iter()
                 .map(|a| filter_token('r', a))
                 .collect(),
         );
     }
-    if !plans.is_empty() {
-        let mut tokens: Vec<String> = plans.iter().map(|p| filter_token('p', p)).collect();
+    if !f.plan.is_empty() {
+        let mut plans: Vec<String> = f.plan.iter().map(|p| filter_token('p', p)).collect();
         if kind == HitKind::Article {
             // An article that lists no plans is for every plan.
-            tokens.push(filter_token('p', ""));
+            plans.push(filter_token('p', ""));
         }
-        group(tokens);
+        groups.push(plans);
     }
-    expr
+    let parts: Vec<String> = groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let alts: Vec<String> = g.into_iter().map(|t| format!("\"{t}\"")).collect();
+            format!("tags : ({})", alts.join(" OR "))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" AND "))
 }
 
 /// The token the migration's `search_source` view writes for a filter
@@ -468,9 +605,9 @@ mod tests {
     #[test]
     fn typed_text_is_quoted_never_syntax() {
         assert_eq!(
-            match_words("\"AND OR (").as_deref(),
-            Some("{title body} : (\"\"\"AND\" AND \"OR\")"),
-            "operators are words and a lone bracket is dropped, so FTS5 never sees syntax"
+            match_words("\"AND OR NEAR (").as_deref(),
+            Some("{title body} : (\"\"\"AND\" AND \"OR\" AND \"NEAR\"*)"),
+            "operators are quoted words and a lone bracket is dropped, so FTS5 never sees syntax"
         );
         assert_eq!(
             match_words("invo").as_deref(),
@@ -483,9 +620,24 @@ mod tests {
             "a finished word (followed by a space) is matched whole"
         );
         assert_eq!(
-            match_words("invoice v").as_deref(),
+            match_words("invoice inv").as_deref(),
             Some("{title body} : (\"invoice\")"),
-            "one typed letter waits for the next instead of matching a twentieth of the vocabulary"
+            "a word being typed waits for its third letter instead of matching much of the vocabulary"
+        );
+        assert_eq!(
+            match_words("mors").as_deref(),
+            None,
+            "porter would search a typed \"mors\" as \"mor\"*, shorter than the prefix indexes: wait"
+        );
+        assert_eq!(
+            match_words("acme.te").as_deref(),
+            Some("{title body} : (\"acme.\")"),
+            "a short last token is left out; what precedes it is matched whole"
+        );
+        assert_eq!(
+            match_words("morse").as_deref(),
+            Some("{title body} : (\"morse\"*)"),
+            "one more letter and it stems long enough"
         );
         assert_eq!(
             match_words(" ( ) * "),

@@ -967,7 +967,11 @@ fn exact_subject_ranks_above_a_body_mention() {
 fn the_word_being_typed_matches_as_a_prefix() {
     let mut d = stocked();
     let invoice = d.convs[0].id;
-    for typed in ["inv", "invo", "invoi", "invoice", "INVOICES", "wrong numb"] {
+    assert!(
+        d.find(&SearchQuery::new("inv")).is_empty(),
+        "three letters being typed are not matched yet (prefixes start at four)"
+    );
+    for typed in ["invo", "invoi", "invoice", "INVOICES", "wrong numb"] {
         let hits = d.find(&SearchQuery::new(typed));
         assert!(
             hits.contains(&(HitKind::Conversation, invoice.0)),
@@ -1367,8 +1371,8 @@ fn a_rebuilt_index_answers_like_one_kept_live() {
         ("invoice", SearchFilters::default()),
         ("sync", SearchFilters::default()),
         ("acme", SearchFilters::default()),
-        ("mo", SearchFilters::default()),
-        ("de", plan_filter.clone()),
+        ("mobi", SearchFilters::default()),
+        ("dela", plan_filter.clone()),
         (
             "sso",
             SearchFilters {
@@ -1394,4 +1398,161 @@ fn a_rebuilt_index_answers_like_one_kept_live() {
         vec![(HitKind::Conversation, late.id.0)],
         "after the rebuild, changes are indexed as they arrive again"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Against a real portal-core: rows exactly as the server shapes them
+
+mod real_server {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use portico_inbox::Mirror;
+    use portico_inbox::pull::pull;
+    use portico_inbox::query::{self, InboxFilters, InboxQuery, Sort, View};
+    use portico_inbox::search::{self, HitKind, SearchQuery};
+    use portico_model::*;
+    use portico_portal::seed::{self, SeedSize};
+    use portico_portal::{ManualClock, store};
+
+    /// Records as the server stores them (unredacted: the test's truth).
+    fn read<T: Record>(state: &portico_portal::AppState, sql: &str) -> Vec<T> {
+        state.store.read(|c| store::query(c, sql, [])).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_mirror_pulled_from_portal_core_lists_opens_and_searches() {
+        let dir = tempfile::tempdir().unwrap();
+        let at: jiff::Timestamp = "2026-11-15T12:00:00Z".parse().unwrap();
+        let state =
+            portico_portal::open_state(&dir.path().join("p.db"), Arc::new(ManualClock::new(at)))
+                .unwrap();
+        seed::seed(&state.store, SeedSize::TINY, at).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(portico_portal::serve(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&serde_json::json!({ "email": "agent@portico.test", "password": seed::DEMO_PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+        let mut mirror = Mirror::open_in_memory().unwrap();
+        pull(&mut mirror, &http, &base, token).await.unwrap();
+
+        let convs: Vec<Conversation> = read(&state, "SELECT data FROM conversations");
+        let subs: Vec<Subscription> = read(&state, "SELECT data FROM subscriptions");
+        let plans: Vec<Plan> = read(&state, "SELECT data FROM plans");
+        let me: User = read::<User>(&state, "SELECT data FROM users")
+            .into_iter()
+            .find(|u: &User| u.email == "agent@portico.test")
+            .unwrap();
+
+        // Every conversation, newest first, across pages.
+        let mut q = InboxQuery {
+            limit: 7,
+            ..InboxQuery::new(me.id, View::All)
+        };
+        let mut listed: Vec<Conversation> = Vec::new();
+        loop {
+            assert!(listed.len() <= convs.len(), "paging must end");
+            let page = query::inbox(&mirror, &q).unwrap();
+            let Some(last) = page.last() else { break };
+            q.after = Some(last.cursor());
+            listed.extend(page.into_iter().map(|r| r.conversation));
+        }
+        assert_eq!(
+            listed.len(),
+            convs.len(),
+            "the all view lists every conversation the server holds"
+        );
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| (w[0].updated_at, w[0].id) >= (w[1].updated_at, w[1].id)),
+            "newest first by the server's own timestamps"
+        );
+
+        // The plan filter follows the server's subscriptions.
+        let code_of: HashMap<PlanId, &str> =
+            plans.iter().map(|p| (p.id, p.code.as_str())).collect();
+        let plan_of: HashMap<AccountId, &str> = subs
+            .iter()
+            .filter(|s| s.status != SubscriptionStatus::Canceled)
+            .map(|s| (s.account_id, code_of[&s.plan_id]))
+            .collect();
+        for p in &plans {
+            let q = InboxQuery {
+                limit: 500,
+                filters: InboxFilters {
+                    plan: vec![p.code.clone()],
+                    ..Default::default()
+                },
+                sort: Sort::UpdatedAsc,
+                ..InboxQuery::new(me.id, View::All)
+            };
+            let mut got: Vec<ConversationId> = query::inbox(&mirror, &q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.conversation.id)
+                .collect();
+            let mut want: Vec<ConversationId> = convs
+                .iter()
+                .filter(|c| plan_of.get(&c.account_id) == Some(&p.code.as_str()))
+                .map(|c| c.id)
+                .collect();
+            got.sort();
+            want.sort();
+            assert_eq!(
+                got, want,
+                "plan {} lists its accounts' conversations",
+                p.code
+            );
+        }
+
+        // Opening shows every message, oldest first.
+        let busiest = convs.iter().max_by_key(|c| c.message_count).unwrap();
+        let view = query::conversation(&mirror, busiest.id).unwrap().unwrap();
+        assert_eq!(
+            view.messages.len(),
+            busiest.message_count as usize,
+            "all of its messages are there for staff, internal notes included"
+        );
+        assert!(
+            view.messages
+                .windows(2)
+                .all(|w| w[0].created_at <= w[1].created_at),
+            "oldest first"
+        );
+        assert!(
+            view.account
+                .is_some_and(|a| a.plan.is_some() && a.subscription.is_some()),
+            "the side panel has the account's plan and subscription"
+        );
+
+        // A seeded subject is found while typing it.
+        let subject = &busiest.subject;
+        let word: String = subject
+            .split_whitespace()
+            .find(|w| w.chars().count() >= 6)
+            .unwrap()
+            .chars()
+            .take(5)
+            .collect();
+        let hits = search::search(&mirror, &SearchQuery::new(word.clone())).unwrap();
+        assert!(
+            hits.iter().any(|h| h.kind == HitKind::Conversation
+                && convs
+                    .iter()
+                    .any(|c| c.id.0 == h.id && c.subject == *subject)),
+            "typing {word:?} finds a conversation titled {subject:?}: {hits:?}"
+        );
+    }
 }
