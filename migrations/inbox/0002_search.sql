@@ -175,6 +175,11 @@ CREATE VIRTUAL TABLE search_articles USING fts5 (
     title, body, tags, content = '', contentless_delete = 1,
     tokenize = 'porter unicode61 remove_diacritics 2', prefix = '4 5');
 
+INSERT INTO search_accounts (search_accounts, rank) VALUES ('automerge', 16);
+INSERT INTO search_conversations (search_conversations, rank) VALUES ('automerge', 16);
+INSERT INTO search_messages (search_messages, rank) VALUES ('automerge', 16);
+INSERT INTO search_articles (search_articles, rank) VALUES ('automerge', 16);
+
 -- What each search row holds, derived from the records (also read back to
 -- build snippets, since the FTS tables keep no text).
 CREATE VIEW search_source AS
@@ -214,24 +219,38 @@ LEFT JOIN records c ON c.kind = 'conversation'
 LEFT JOIN account_plan ap ON r.kind IN ('account', 'conversation', 'message')
     AND ap.account_id = CASE r.kind WHEN 'account' THEN r.id ELSE r.account_id END;
 
--- "Procedure": INSERT INTO search_reindex (docid) ... (re)writes those rows
--- from `search_source`, or removes them if their record is gone. Every path
--- below goes through it, so the row shape is defined once.
-CREATE VIEW search_reindex AS SELECT NULL AS docid;
+-- "Procedure": INSERT INTO search_index (docid, kind) ... adds those rows
+-- (not yet in their table) from `search_source`. The only place the row
+-- shape is written.
+CREATE VIEW search_index AS SELECT NULL AS docid, NULL AS kind;
+CREATE TRIGGER search_index INSTEAD OF INSERT ON search_index
+BEGIN
+    INSERT INTO search_accounts (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source
+         WHERE new.kind = 'account' AND docid = new.docid;
+    INSERT INTO search_conversations (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source
+         WHERE new.kind = 'conversation' AND docid = new.docid;
+    INSERT INTO search_messages (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source
+         WHERE new.kind = 'message' AND docid = new.docid;
+    INSERT INTO search_articles (rowid, title, body, tags)
+        SELECT docid, title, body, tags FROM search_source
+         WHERE new.kind = 'article' AND docid = new.docid;
+END;
+
+-- "Procedure": INSERT INTO search_reindex (docid, kind) ... rewrites rows
+-- already indexed, or removes them if their record is gone. Only the kind's
+-- own table is touched: a contentless table records a deletion even for a
+-- rowid it never held.
+CREATE VIEW search_reindex AS SELECT NULL AS docid, NULL AS kind;
 CREATE TRIGGER search_reindex INSTEAD OF INSERT ON search_reindex
 BEGIN
-    DELETE FROM search_accounts WHERE rowid = new.docid;
-    DELETE FROM search_conversations WHERE rowid = new.docid;
-    DELETE FROM search_messages WHERE rowid = new.docid;
-    DELETE FROM search_articles WHERE rowid = new.docid;
-    INSERT INTO search_accounts (rowid, title, body, tags)
-        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'account';
-    INSERT INTO search_conversations (rowid, title, body, tags)
-        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'conversation';
-    INSERT INTO search_messages (rowid, title, body, tags)
-        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'message';
-    INSERT INTO search_articles (rowid, title, body, tags)
-        SELECT docid, title, body, tags FROM search_source WHERE docid = new.docid AND kind = 'article';
+    DELETE FROM search_accounts WHERE new.kind = 'account' AND rowid = new.docid;
+    DELETE FROM search_conversations WHERE new.kind = 'conversation' AND rowid = new.docid;
+    DELETE FROM search_messages WHERE new.kind = 'message' AND rowid = new.docid;
+    DELETE FROM search_articles WHERE new.kind = 'article' AND rowid = new.docid;
+    INSERT INTO search_index (docid, kind) VALUES (new.docid, new.kind);
 END;
 
 -- A new searchable record gets the next (lower) docid of its kind's range.
@@ -249,10 +268,10 @@ BEGIN
                new.kind, new.id
           FROM search_kinds k WHERE k.kind = new.kind
         ON CONFLICT (kind, id) DO NOTHING;
-    INSERT INTO search_reindex (docid)
-        SELECT docid FROM search_docs WHERE kind = new.kind AND id = new.id
-        UNION ALL
-        SELECT d.docid FROM records m INDEXED BY messages_by_conversation
+    INSERT INTO search_index (docid, kind)
+        SELECT docid, kind FROM search_docs WHERE kind = new.kind AND id = new.id;
+    INSERT INTO search_reindex (docid, kind)
+        SELECT d.docid, d.kind FROM records m INDEXED BY messages_by_conversation
           JOIN search_docs d ON d.kind = 'message' AND d.id = m.id
          WHERE new.kind = 'conversation' AND m.kind = 'message' AND m.conversation_id = new.id;
 END;
@@ -265,8 +284,8 @@ CREATE TRIGGER search_record_updated AFTER UPDATE ON records
 WHEN new.kind IN ('account', 'conversation', 'message', 'article')
     AND (SELECT live FROM search_state)
 BEGIN
-    INSERT INTO search_reindex (docid)
-        SELECT docid FROM search_docs
+    INSERT INTO search_reindex (docid, kind)
+        SELECT docid, kind FROM search_docs
          WHERE kind = new.kind AND id = new.id
            AND (new.kind <> 'conversation'
                 OR old.data ->> '$.subject' IS NOT new.data ->> '$.subject'
@@ -278,7 +297,7 @@ BEGIN
                 OR old.account_id IS NOT new.account_id)
            AND old.data IS NOT new.data
         UNION ALL
-        SELECT d.docid FROM records m INDEXED BY messages_by_conversation
+        SELECT d.docid, d.kind FROM records m INDEXED BY messages_by_conversation
           JOIN search_docs d ON d.kind = 'message' AND d.id = m.id
          WHERE new.kind = 'conversation'
            AND (old.status IS NOT new.status
@@ -293,8 +312,8 @@ CREATE TRIGGER search_record_deleted AFTER DELETE ON records
 WHEN old.kind IN ('account', 'conversation', 'message', 'article')
     AND (SELECT live FROM search_state)
 BEGIN
-    INSERT INTO search_reindex (docid)
-        SELECT docid FROM search_docs WHERE kind = old.kind AND id = old.id;
+    INSERT INTO search_reindex (docid, kind)
+        SELECT docid, kind FROM search_docs WHERE kind = old.kind AND id = old.id;
     DELETE FROM search_docs WHERE kind = old.kind AND id = old.id;
 END;
 
@@ -370,19 +389,19 @@ END;
 CREATE TRIGGER account_plan_changed AFTER UPDATE ON account_plan
 WHEN (SELECT live FROM search_state)
 BEGIN
-    INSERT INTO search_reindex (docid)
-        SELECT docid FROM search_docs WHERE kind = 'account' AND id = new.account_id
+    INSERT INTO search_reindex (docid, kind)
+        SELECT docid, kind FROM search_docs WHERE kind = 'account' AND id = new.account_id
         UNION ALL
-        SELECT d.docid FROM records r JOIN search_docs d ON d.kind = r.kind AND d.id = r.id
+        SELECT d.docid, d.kind FROM records r JOIN search_docs d ON d.kind = r.kind AND d.id = r.id
          WHERE r.kind IN ('conversation', 'message') AND r.account_id = new.account_id;
 END;
 
 CREATE TRIGGER account_plan_added AFTER INSERT ON account_plan
 WHEN new.plan_code IS NOT NULL AND (SELECT live FROM search_state)
 BEGIN
-    INSERT INTO search_reindex (docid)
-        SELECT docid FROM search_docs WHERE kind = 'account' AND id = new.account_id
+    INSERT INTO search_reindex (docid, kind)
+        SELECT docid, kind FROM search_docs WHERE kind = 'account' AND id = new.account_id
         UNION ALL
-        SELECT d.docid FROM records r JOIN search_docs d ON d.kind = r.kind AND d.id = r.id
+        SELECT d.docid, d.kind FROM records r JOIN search_docs d ON d.kind = r.kind AND d.id = r.id
          WHERE r.kind IN ('conversation', 'message') AND r.account_id = new.account_id;
 END;
