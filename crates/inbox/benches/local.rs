@@ -576,6 +576,8 @@ fn generate(size: &Size, mut sink: impl FnMut(&ChangesPage)) -> World {
                 author_name: "Ana Silva".into(),
                 body: vocab.text(&mut rng, 12, 60),
                 mentions: vec![],
+                email: None,
+                delivery: None,
                 version: 1,
                 created_at: at,
                 updated_at: at,

@@ -152,6 +152,8 @@ async fn reconnects_and_resumes_without_loss_or_duplicates() {
                     author_name: "Ada".into(),
                     body: format!("while the server was down {i}"),
                     mentions: vec![],
+                    email: None,
+                    delivery: None,
                     version: 0,
                     created_at: at,
                     updated_at: at,

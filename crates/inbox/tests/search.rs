@@ -206,6 +206,8 @@ fn message(ids: &mut Ids, conv: &Conversation, body: &str, minute: i64) -> Messa
         author_name: "Ana Silva".into(),
         body: body.into(),
         mentions: vec![],
+        email: None,
+        delivery: None,
         version: 1,
         created_at: at(minute),
         updated_at: at(minute),

@@ -7,6 +7,7 @@
 
 pub mod assign;
 pub mod billing;
+pub mod email;
 pub mod ids;
 pub mod live;
 pub mod policy;

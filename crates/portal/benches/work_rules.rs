@@ -215,6 +215,8 @@ fn main() {
                     author_name: requester.name.clone(),
                     body: "Exports fail since this morning.".into(),
                     mentions: vec![],
+                    email: None,
+                    delivery: None,
                     version: 0,
                     created_at: at,
                     updated_at: at,

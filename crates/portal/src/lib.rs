@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod invoices;
 pub mod live;
+pub mod mail;
 pub mod seed;
 pub mod store;
 pub mod webhooks;

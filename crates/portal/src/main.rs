@@ -46,6 +46,67 @@ struct ServeArgs {
     /// Mark cookies Secure (when a TLS proxy fronts the server).
     #[arg(long, env = "PORTICO_SECURE_COOKIES")]
     secure_cookies: bool,
+    #[command(flatten)]
+    mail: MailArgs,
+}
+
+/// The email channel (docs/email.md). Off unless a support address is set.
+#[derive(clap::Args, Clone)]
+struct MailArgs {
+    /// The support address mail is received at and replies are sent from;
+    /// setting it turns the email channel on.
+    #[arg(long, env = "PORTICO_MAIL_ADDRESS")]
+    mail_address: Option<String>,
+    /// Display name on replies, e.g. "Acme Support".
+    #[arg(long, env = "PORTICO_MAIL_NAME", default_value = "Support")]
+    mail_name: String,
+    /// Bearer secret of POST /v1/mail/inbound (a provider's inbound hook);
+    /// the hook is off without it.
+    #[arg(long, env = "PORTICO_MAIL_HOOK_SECRET", hide_env_values = true)]
+    mail_hook_secret: Option<String>,
+    /// authserv-id of the receiving server whose Authentication-Results are
+    /// trusted (default: the topmost header).
+    #[arg(long, env = "PORTICO_MAIL_AUTHSERV_ID")]
+    mail_authserv_id: Option<String>,
+    /// IMAP server of the support mailbox; without it mail arrives only by the hook.
+    #[arg(long, env = "PORTICO_IMAP_HOST")]
+    imap_host: Option<String>,
+    #[arg(long, env = "PORTICO_IMAP_PORT", default_value_t = 993)]
+    imap_port: u16,
+    #[arg(long, env = "PORTICO_IMAP_SECURITY", value_enum, default_value = "tls")]
+    imap_security: portico_portal::mail::imap::ImapSecurity,
+    #[arg(long, env = "PORTICO_IMAP_USER")]
+    imap_user: Option<String>,
+    #[arg(long, env = "PORTICO_IMAP_PASSWORD", hide_env_values = true)]
+    imap_password: Option<String>,
+    #[arg(long, env = "PORTICO_IMAP_MAILBOX", default_value = "INBOX")]
+    imap_mailbox: String,
+    /// Poll interval in seconds for servers without IDLE.
+    #[arg(long, env = "PORTICO_IMAP_POLL_SECS", default_value_t = 60)]
+    imap_poll_secs: u64,
+    /// SMTP server replies go out through; without it they stay queued.
+    #[arg(long, env = "PORTICO_SMTP_HOST")]
+    smtp_host: Option<String>,
+    #[arg(long, env = "PORTICO_SMTP_PORT", default_value_t = 587)]
+    smtp_port: u16,
+    #[arg(
+        long,
+        env = "PORTICO_SMTP_SECURITY",
+        value_enum,
+        default_value = "starttls"
+    )]
+    smtp_security: portico_portal::mail::outbox::Security,
+    #[arg(long, env = "PORTICO_SMTP_USER")]
+    smtp_user: Option<String>,
+    #[arg(long, env = "PORTICO_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+}
+
+/// Only the mail settings, read from the environment (for `demo` without arguments).
+#[derive(Parser)]
+struct MailFromEnv {
+    #[command(flatten)]
+    mail: MailArgs,
 }
 
 #[derive(clap::Args, Clone)]
@@ -90,6 +151,7 @@ fn main() -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Demo(ServeArgs {
         listen: "127.0.0.1:8080".parse()?,
         secure_cookies: false,
+        mail: MailFromEnv::parse_from(["portal-core"]).mail,
     }));
     let state = portico_portal::open_state(&cli.db, clock.clone())
         .with_context(|| format!("opening {}", cli.db.display()))?;
@@ -131,6 +193,7 @@ async fn run(
         http,
         std::time::Duration::from_secs(10),
     );
+    start_mail(&mut state, &args.mail)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -141,6 +204,67 @@ async fn run(
     }
     portico_portal::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped; in-flight requests finished");
+    Ok(())
+}
+
+/// Turns the email channel on when a support address is configured: the
+/// inbound hook, the IMAP fetcher and the SMTP sender, each if configured.
+fn start_mail(state: &mut portico_portal::AppState, m: &MailArgs) -> anyhow::Result<()> {
+    use portico_portal::mail::{MailIdentity, MailSettings, imap, outbox};
+    let Some(address) = &m.mail_address else {
+        return Ok(());
+    };
+    let mut identity = MailIdentity::new(address, &m.mail_name);
+    identity.authserv_id = m.mail_authserv_id.clone();
+    outbox::configure(&state.store, &identity).context("storing the mail settings")?;
+    state.mail = Some(Arc::new(MailSettings {
+        identity: identity.clone(),
+        hook_secret: m.mail_hook_secret.clone(),
+    }));
+    match (&m.imap_host, &m.imap_user, &m.imap_password) {
+        (Some(host), Some(user), Some(password)) => {
+            let config = imap::ImapConfig {
+                host: host.clone(),
+                port: m.imap_port,
+                security: m.imap_security,
+                username: user.clone(),
+                password: password.clone(),
+                mailbox: m.imap_mailbox.clone(),
+                poll: std::time::Duration::from_secs(m.imap_poll_secs.max(5)),
+            };
+            imap::spawn_fetcher(
+                config,
+                state.store.clone(),
+                state.clock.clone(),
+                identity.clone(),
+            );
+        }
+        (None, _, _) => {
+            tracing::info!("no IMAP mailbox configured: mail arrives only by the inbound hook")
+        }
+        _ => anyhow::bail!(
+            "IMAP needs PORTICO_IMAP_HOST, PORTICO_IMAP_USER and PORTICO_IMAP_PASSWORD together"
+        ),
+    }
+    match &m.smtp_host {
+        Some(host) => {
+            let config = outbox::SmtpConfig {
+                host: host.clone(),
+                port: m.smtp_port,
+                security: m.smtp_security,
+                username: m.smtp_user.clone(),
+                password: m.smtp_password.clone(),
+            };
+            let sender = outbox::Sender::new(&config, identity).context("configuring SMTP")?;
+            outbox::spawn_worker(
+                state.store.clone(),
+                state.clock.clone(),
+                sender,
+                std::time::Duration::from_secs(5),
+            );
+        }
+        None => tracing::warn!("no SMTP server configured: email replies stay queued until one is"),
+    }
     Ok(())
 }
 

@@ -708,6 +708,9 @@ fn seed_account(
     };
     account.mrr = plan.seat_price * seats as i64;
     w.insert(&mut account)?;
+    // Demo accounts own their domains, so mail from any address there lands
+    // on the account (see docs/email.md).
+    crate::mail::sender::verify_domain(w, &account.domain, account.id, created.as_millisecond())?;
 
     let period_start = anchor - SignedDuration::from_hours(24 * rng.random_range(1..28));
     let period_end = period_start
@@ -979,6 +982,8 @@ fn seed_conversation(
             author_name: author.name.clone(),
             body: fill(lines[k % lines.len()], area, version),
             mentions: vec![],
+            email: None,
+            delivery: None,
             version: 0,
             created_at: at,
             updated_at: at,

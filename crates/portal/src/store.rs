@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0003_work_rules.sql"),
     include_str!("../../../migrations/portal/0004_webhooks.sql"),
     include_str!("../../../migrations/portal/0005_sync.sql"),
+    include_str!("../../../migrations/portal/0006_mail.sql"),
 ];
 
 pub struct Store {

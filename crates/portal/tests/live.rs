@@ -433,6 +433,8 @@ async fn a_stalled_client_is_dropped_and_others_keep_receiving() {
                         author_name: "Ada".into(),
                         body: format!("round {round} bulk {i} {}", "lorem ipsum ".repeat(340)),
                         mentions: vec![],
+                        email: None,
+                        delivery: None,
                         version: 0,
                         created_at: anchor(),
                         updated_at: anchor(),

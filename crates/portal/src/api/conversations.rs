@@ -160,49 +160,63 @@ async fn create(
     let v = viewer.clone();
     let conv = st
         .write(Actor::from(&viewer), move |w| {
-            let _: Account = store::require(w, account.0)?;
-            let requester = if v.is_staff() {
-                primary_user(w, account)?
-            } else {
-                v.user_id
-            };
-            let mut conv = Conversation {
-                id: w.new_id(),
-                account_id: account,
-                channel: input.channel,
-                subject: input.subject,
-                status: ConversationStatus::Open,
-                requester_id: requester,
-                product_area: input.product_area,
-                request_id: None,
-                last_message_at: w.at(),
-                message_count: 0,
-                snoozed_until: None,
-                priority: Priority::Normal,
-                assignee_id: if v.is_staff() { Some(v.user_id) } else { None },
-                team_id: None,
-                tags: vec![],
-                sla_policy_id: None,
-                sla: None,
-                sla_next_check: None,
-                version: 0,
-                created_at: w.at(),
-                updated_at: w.at(),
-            };
-            w.insert(&mut conv)?;
-            let first = input.body.clone();
-            let msg = NewMessage {
-                id: None,
-                internal: false,
-                body: input.body,
-                mentions: vec![],
-            };
-            append_message(w, &v, &mut conv, msg)?;
-            crate::work::conversation_created(w, &mut conv, &first)?;
-            Ok(conv)
+            open_in(w, &v, account, input, None)
         })
         .await?;
     Ok((StatusCode::CREATED, shape(&viewer, &conv)?))
+}
+
+/// Opens a conversation with its first message inside the caller's
+/// transaction: routing, SLA and assignment run as for any new conversation.
+/// The same path for the API and for mail arriving at a support mailbox
+/// (`origin` says who wrote the mail and what it had beyond its text).
+pub(crate) fn open_in(
+    w: &mut Writer<'_>,
+    v: &Viewer,
+    account: AccountId,
+    input: NewConversation,
+    origin: Option<crate::mail::ingest::Origin>,
+) -> Result<Conversation> {
+    let _: Account = store::require(w, account.0)?;
+    let requester = if v.is_staff() {
+        primary_user(w, account)?
+    } else {
+        v.user_id
+    };
+    let mut conv = Conversation {
+        id: w.new_id(),
+        account_id: account,
+        channel: input.channel,
+        subject: input.subject,
+        status: ConversationStatus::Open,
+        requester_id: requester,
+        product_area: input.product_area,
+        request_id: None,
+        last_message_at: w.at(),
+        message_count: 0,
+        snoozed_until: None,
+        priority: Priority::Normal,
+        assignee_id: if v.is_staff() { Some(v.user_id) } else { None },
+        team_id: None,
+        tags: vec![],
+        sla_policy_id: None,
+        sla: None,
+        sla_next_check: None,
+        version: 0,
+        created_at: w.at(),
+        updated_at: w.at(),
+    };
+    w.insert(&mut conv)?;
+    let first = input.body.clone();
+    let msg = NewMessage {
+        id: None,
+        internal: false,
+        body: input.body,
+        mentions: vec![],
+    };
+    append_message(w, v, &mut conv, msg, origin)?;
+    crate::work::conversation_created(w, &mut conv, &first)?;
+    Ok(conv)
 }
 
 /// The account's first admin stands in as requester when staff open a thread.
@@ -406,16 +420,20 @@ pub(crate) fn post_in(
             "message id {mid} is already used for another message"
         )));
     }
-    let msg = append_message(w, v, &mut conv, input)?;
+    let msg = append_message(w, v, &mut conv, input, None)?;
     Ok((msg, true))
 }
 
-/// Appends a message and bumps the conversation; shared by create and reply.
-fn append_message(
+/// Appends a message and bumps the conversation; shared by create, reply
+/// and incoming mail. An agent's reply on an email conversation is queued
+/// for sending in the same transaction (see `crate::mail::outbox`), so it
+/// goes out if and only if the reply is stored, once.
+pub(crate) fn append_message(
     w: &mut Writer<'_>,
     v: &Viewer,
     conv: &mut Conversation,
     input: NewMessage,
+    origin: Option<crate::mail::ingest::Origin>,
 ) -> Result<Message> {
     let kind = match (v.is_staff(), input.internal) {
         (true, true) => {
@@ -438,19 +456,29 @@ fn append_message(
         return Err(Invalid::new("mentions", "only internal notes mention staff").into());
     }
     let author: User = store::require(w, v.user_id.0)?;
+    let (author_id, author_name, email) = match origin {
+        Some(o) => (o.author_id, o.author_name, Some(o.email)),
+        None => (Some(v.user_id), author.name, None),
+    };
     let mut msg = Message {
         id: input.id.unwrap_or_else(|| w.new_id()),
         conversation_id: conv.id,
         account_id: conv.account_id,
         kind,
-        author_id: Some(v.user_id),
-        author_name: author.name,
+        author_id,
+        author_name,
         body: input.body,
         mentions: input.mentions,
+        email,
+        delivery: None,
         version: 0,
         created_at: w.at(),
         updated_at: w.at(),
     };
+    let outgoing = kind == MessageKind::Agent && conv.channel == Channel::Email;
+    if outgoing {
+        crate::mail::outbox::enqueue(w, conv, &mut msg)?;
+    }
     w.insert(&mut msg)?;
     let before_status = conv.status;
     conv.message_count += 1;

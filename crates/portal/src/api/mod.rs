@@ -9,6 +9,7 @@ mod billing;
 pub(crate) mod conversations;
 mod directory;
 mod knowledge;
+mod mail;
 mod oauth;
 mod requests;
 mod rules;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Live WebSocket clients.
     pub live: Arc<crate::live::Hub>,
+    /// The email channel's settings; `None` when mail is not configured.
+    pub mail: Option<Arc<crate::mail::MailSettings>>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::new(10, 15 * 60)),
             secure_cookies: false,
             live: Arc::default(),
+            mail: None,
         }
     }
 
@@ -114,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(directory::routes())
         .merge(sync::routes())
         .merge(rules::routes())
+        .merge(mail::routes())
         .route("/v1/live", get(crate::live::upgrade))
         .route("/chat", get(chat_page))
         // After every route is added: it applies to the routes present now.

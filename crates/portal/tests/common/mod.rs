@@ -31,11 +31,21 @@ impl TestServer {
     }
 
     pub async fn start_with(size: SeedSize) -> TestServer {
+        TestServer::start_configured(size, |_| {}).await
+    }
+
+    /// Like `start_with`, with a say in the state before serving (e.g. the
+    /// email channel's settings).
+    pub async fn start_configured(
+        size: SeedSize,
+        configure: impl FnOnce(&mut AppState),
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(anchor()));
-        let state =
+        let mut state =
             portico_portal::open_state(&dir.path().join("portal.db"), clock.clone()).unwrap();
         seed::seed(&state.store, size, anchor()).unwrap();
+        configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
