@@ -622,10 +622,10 @@ record! {
         /// Staff mentioned in an internal note.
         Staff mentions: Vec<UserId>,
         /// The email this message came in as or went out as (email channel).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         Customer email: Option<crate::email::MessageEmail>,
         /// How sending an agent's email reply went; failures show here.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         Staff delivery: Option<crate::email::Delivery>,
     }
     validate |m| {

@@ -5,6 +5,7 @@
 //! When the servers are not installed the tests skip with a loud message,
 //! except under CI (`CI` or `PORTICO_REQUIRE_MAIL_SERVERS` set), where a
 //! missing server is a failure: `.ci/setup.d/30-mail.sh` installs them.
+#![allow(dead_code)] // shared by the tests and the benchmark, each using a part
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
