@@ -409,6 +409,7 @@ fn generate(size: &Size, mut sink: impl FnMut(&ChangesPage)) -> World {
             away: false,
             last_seen_at: None,
             online: true,
+            conversation_access: Default::default(),
             version: 1,
             created_at: start,
             updated_at: start,

@@ -17,17 +17,18 @@
 //! the old one and moved into place only when complete.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use portico_model::Kind;
 use portico_model::sync::{BOOTSTRAP_KINDS, BootstrapPage};
-use portico_model::wire::{Change, ChangeOp, ChangesPage};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::engine::{EngineError, Inner, Result, check_protocol};
-use crate::mirror::{Mirror, MirrorError, SCHEMA_VERSION};
+use crate::mirror::{LoadRow, Mirror, MirrorError, SCHEMA_VERSION};
 use crate::outbox::{self, Saved};
+use crate::search;
 
 /// Where an incomplete bootstrap stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +52,15 @@ pub struct BootstrapReport {
     pub snapshot: i64,
     /// True when it continued an interrupted bootstrap.
     pub resumed: bool,
+    /// Time to load every row (the inbox is usable from then on), and of
+    /// that, the time spent waiting for pages and writing them (they
+    /// overlap: the next page is fetched while one is written).
+    pub load_ms: u64,
+    pub wait_ms: u64,
+    pub write_ms: u64,
+    /// Rows put in the search index afterwards, and the time it took.
+    pub indexed: u64,
+    pub index_ms: u64,
 }
 
 /// Why the local store was rebuilt.
@@ -146,14 +156,28 @@ pub(crate) fn progress(conn: &Connection) -> Result<Option<BootstrapProgress>> {
     }))
 }
 
-/// Checks a page against what was asked and turns its rows into upserts.
-/// Nothing is written for a page that fails here.
+/// A bootstrap page with each row kept as the server's JSON text: it is
+/// stored as it came, so it is parsed once (for its id and version) and
+/// never rebuilt and serialized again.
+type RawPage = BootstrapPage<Box<RawValue>>;
+
+/// What the mirror needs to know of a row besides its text.
+#[derive(Deserialize)]
+struct RowHead {
+    id: uuid::Uuid,
+    version: u64,
+    #[serde(default)]
+    account_id: Option<String>,
+}
+
+/// Checks a page against what was asked and turns its rows into rows to
+/// write. Nothing is written for a page that fails here.
 fn check_page(
-    page: &BootstrapPage,
+    page: RawPage,
     kind: Kind,
     snapshot: Option<i64>,
     limit: usize,
-) -> Result<ChangesPage> {
+) -> Result<Vec<LoadRow>> {
     check_protocol(page.protocol)?;
     let bad = |detail: String| EngineError::Malformed {
         what: "bootstrap",
@@ -183,116 +207,279 @@ fn check_page(
     {
         return Err(bad(format!("next_after_id {next:?} is not an id")));
     }
-    let mut changes = Vec::with_capacity(page.rows.len());
-    for row in &page.rows {
-        let id = row
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<uuid::Uuid>().ok())
-            .ok_or_else(|| bad("a row without a valid id".into()))?;
-        let version = row
-            .get("version")
-            .and_then(Value::as_u64)
-            .filter(|v| *v > 0)
-            .ok_or_else(|| bad(format!("row {id} without a valid version")))?;
-        changes.push(Change {
-            seq: 0,
+    let mut rows = Vec::with_capacity(page.rows.len());
+    for raw in page.rows {
+        if !raw.get().starts_with('{') {
+            return Err(bad("a row that is not a JSON object".into()));
+        }
+        let head: RowHead = serde_json::from_str(raw.get())
+            .map_err(|e| bad(format!("a row without a valid id and version: {e}")))?;
+        if head.version == 0 {
+            return Err(bad(format!("row {} without a valid version", head.id)));
+        }
+        rows.push(LoadRow {
             kind,
-            id,
-            op: ChangeOp::Upsert,
-            version,
-            row: Some(row.clone()),
+            id: head.id,
+            account_id: head.account_id,
+            version: head.version,
+            data: Box::<str>::from(raw).into(),
         });
     }
-    Ok(ChangesPage {
-        protocol: page.protocol,
-        changes,
-        // 0 leaves the cursor alone: it is set to the snapshot at the end.
-        next_after: 0,
-        has_more: false,
-        last_mutation_id: None,
-        resync: false,
-    })
+    Ok(rows)
+}
+
+fn page_url(inner: &Inner, state: &Stored) -> String {
+    let kind = BOOTSTRAP_KINDS[state.kind_index];
+    let mut url = format!(
+        "/v1/sync/bootstrap?kind={}&limit={}",
+        kind.as_str(),
+        inner.bootstrap_page
+    );
+    if let Some(a) = &state.after_id {
+        url.push_str(&format!("&after_id={a}"));
+    }
+    if let Some(s) = state.snapshot {
+        url.push_str(&format!("&snapshot={s}"));
+    }
+    url
+}
+
+/// A page being fetched on its own task, so the next page is on its way
+/// (server, network, parsing) while this one is written. Dropped unused (a
+/// write failed), the fetch is cancelled.
+struct Prefetch(tokio::task::JoinHandle<Result<RawPage>>);
+
+impl Prefetch {
+    fn start(inner: &Arc<Inner>, state: &Stored) -> Prefetch {
+        let (inner, url) = (inner.clone(), page_url(inner, state));
+        Prefetch(tokio::spawn(async move {
+            inner.api.get::<RawPage>(&url, "bootstrap").await
+        }))
+    }
+
+    async fn page(mut self) -> Result<RawPage> {
+        (&mut self.0)
+            .await
+            .map_err(|e| EngineError::Local(format!("fetching a bootstrap page stopped: {e}")))?
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn set_state(tx: &Connection, key: &str, value: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([key, value])?;
+    Ok(())
+}
+
+/// An index or trigger on `records`, kept aside during a bootstrap.
+#[derive(Debug, Serialize, Deserialize)]
+struct Derived {
+    kind: String,
+    name: String,
+    sql: String,
+}
+
+/// Drops the indexes and triggers on `records` for a bulk load, keeping
+/// their definitions in sync_state (so an interrupted load still restores
+/// them). Each of them costs every written row: on the benchmark the
+/// secondary index on (kind, account_id) alone took as long as writing the
+/// rows, and calling the triggers (even those whose condition is false)
+/// another third; building the indexes once after, by sorting, costs a
+/// tenth of that (figures in docs/benchmarks.md).
+fn suspend_derived(tx: &Connection) -> Result<()> {
+    let saved: Option<String> = tx
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = 'derived'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if saved.is_some() {
+        return Ok(());
+    }
+    let derived: Vec<Derived> = tx
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_schema
+              WHERE tbl_name = 'records' AND type IN ('index', 'trigger') AND sql IS NOT NULL
+              ORDER BY type, name",
+        )?
+        .query_map([], |r| {
+            Ok(Derived {
+                kind: r.get(0)?,
+                name: r.get(1)?,
+                sql: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    set_state(
+        tx,
+        "derived",
+        &serde_json::to_string(&derived).expect("definitions serialize"),
+    )?;
+    for d in &derived {
+        let what = if d.kind == "index" {
+            "INDEX"
+        } else {
+            "TRIGGER"
+        };
+        tx.execute_batch(&format!("DROP {what} \"{}\"", d.name.replace('"', "\"\"")))?;
+    }
+    Ok(())
+}
+
+/// Puts back what [`suspend_derived`] dropped and fills what the triggers
+/// would have kept (each account's plan, the inbox list rows) in one pass.
+/// The search index is rebuilt separately, in steps.
+fn restore_derived(tx: &Connection) -> Result<()> {
+    let saved: Option<String> = tx
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = 'derived'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(saved) = saved else {
+        return Ok(());
+    };
+    let derived: Vec<Derived> = serde_json::from_str(&saved)
+        .map_err(|e| EngineError::Local(format!("the saved store schema is unreadable: {e}")))?;
+    for d in &derived {
+        // A migration that ran in between may have made it already.
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+                [&d.kind, &d.name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            tx.execute_batch(&d.sql)?;
+        }
+    }
+    tx.execute_batch(
+        "DELETE FROM sync_state WHERE key = 'derived';
+         INSERT INTO account_plan_refresh (account_id)
+             SELECT DISTINCT account_id FROM records
+              WHERE kind = 'subscription' AND account_id IS NOT NULL;
+         DELETE FROM inbox;
+         INSERT INTO inbox_refresh (id) SELECT id FROM records WHERE kind = 'conversation';",
+    )?;
+    Ok(())
 }
 
 /// Loads every kind, resuming a bootstrap that was interrupted.
-pub(crate) async fn run(inner: &Inner) -> Result<BootstrapReport> {
-    let mut state = load(inner.db().mirror.conn())?.unwrap_or_default();
+///
+/// Built for speed on a fresh store: the indexes and triggers on `records`
+/// are dropped for the load and made again at the end, search indexing is
+/// suspended (the index is rebuilt once afterwards, in steps, see
+/// [`crate::engine::Engine::sync_now`]), rows are written as the server's
+/// text with the version guard inside the insert, and each page is written
+/// on a blocking thread while the next one is fetched. Inbox lists fill when
+/// the load completes; until then the status shows its progress.
+pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
+    let started = std::time::Instant::now();
+    let mut state = {
+        let mut db = inner.db();
+        let tx = db.mirror.conn_mut().transaction()?;
+        search::suspend_indexing_in(&tx)?;
+        suspend_derived(&tx)?;
+        let state = load(&tx)?.unwrap_or_default();
+        tx.commit()?;
+        state
+    };
     let mut report = BootstrapReport {
         resumed: state.snapshot.is_some(),
         ..BootstrapReport::default()
     };
+    let mut next_page: Option<Prefetch> = None;
     while state.kind_index < BOOTSTRAP_KINDS.len() {
         let kind = BOOTSTRAP_KINDS[state.kind_index];
-        let mut url = format!(
-            "/v1/sync/bootstrap?kind={}&limit={}",
-            kind.as_str(),
-            inner.bootstrap_page
+        let waited = std::time::Instant::now();
+        let page = match next_page.take() {
+            Some(prefetch) => prefetch.page().await?,
+            None => {
+                inner
+                    .api
+                    .get::<RawPage>(&page_url(inner, &state), "bootstrap")
+                    .await?
+            }
+        };
+        report.wait_ms += waited.elapsed().as_millis() as u64;
+        let (snapshot, scope, next_after_id) = (
+            page.snapshot,
+            page.scope.clone(),
+            page.next_after_id.clone(),
         );
-        if let Some(a) = &state.after_id {
-            url.push_str(&format!("&after_id={a}"));
-        }
-        if let Some(s) = state.snapshot {
-            url.push_str(&format!("&snapshot={s}"));
-        }
-        let page: BootstrapPage = inner.api.get(&url, "bootstrap").await?;
-        let changes = check_page(&page, kind, state.snapshot, inner.bootstrap_page)?;
+        let rows = check_page(page, kind, state.snapshot, inner.bootstrap_page)?;
         let mut next = state.clone();
-        next.snapshot = Some(page.snapshot);
-        next.rows += page.rows.len() as u64;
-        match &page.next_after_id {
-            Some(a) => next.after_id = Some(a.clone()),
+        next.snapshot = Some(snapshot);
+        next.rows += rows.len() as u64;
+        match next_after_id {
+            Some(a) => next.after_id = Some(a),
             None => {
                 next.kind_index += 1;
                 next.after_id = None;
             }
         }
-        {
-            let mut db = inner.db();
+        // The snapshot is pinned by the first page, so the next request is
+        // known before this page is written.
+        if next.kind_index < BOOTSTRAP_KINDS.len() {
+            next_page = Some(Prefetch::start(inner, &next));
+        }
+        let n = rows.len() as u64;
+        let changed: Vec<(Kind, uuid::Uuid)> = rows.iter().map(|r| (r.kind, r.id)).collect();
+        let (writer, progress) = (inner.clone(), next.clone());
+        let written = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let started = std::time::Instant::now();
+            let mut db = writer.db();
             let tx = db.mirror.conn_mut().transaction()?;
-            Mirror::apply_in(&tx, &changes)?;
-            tx.execute(
-                "INSERT INTO sync_state (key, value) VALUES ('bootstrap', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [serde_json::to_string(&next).expect("progress serializes")],
+            Mirror::load_rows_in(&tx, &rows)?;
+            set_state(
+                &tx,
+                "bootstrap",
+                &serde_json::to_string(&progress).expect("progress serializes"),
             )?;
             // The scope the rows were shaped for; pulls send it back.
-            tx.execute(
-                "INSERT INTO sync_state (key, value) VALUES ('scope', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [&page.scope],
-            )?;
+            set_state(&tx, "scope", &scope)?;
             tx.commit()?;
-        }
+            Ok(started.elapsed().as_millis() as u64)
+        })
+        .await
+        .map_err(|e| EngineError::Local(format!("writing a bootstrap page stopped: {e}")))??;
+        report.write_ms += written;
         state = next;
         report.pages += 1;
-        report.rows += page.rows.len() as u64;
-        inner.emit_records(changes.changes.iter().map(|c| (c.kind, c.id)).collect());
+        report.rows += n;
+        inner.emit_records(changed);
         inner.emit_status();
     }
     let snapshot = state.snapshot.unwrap_or(0);
     {
         let mut db = inner.db();
         let tx = db.mirror.conn_mut().transaction()?;
-        tx.execute(
-            "INSERT INTO sync_state (key, value) VALUES ('cursor', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [snapshot.to_string()],
-        )?;
-        tx.execute(
-            "INSERT INTO sync_state (key, value) VALUES ('bootstrapped', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [snapshot.to_string()],
-        )?;
+        restore_derived(&tx)?;
+        set_state(&tx, "cursor", &snapshot.to_string())?;
+        set_state(&tx, "bootstrapped", &snapshot.to_string())?;
         tx.execute("DELETE FROM sync_state WHERE key = 'bootstrap'", [])?;
         tx.commit()?;
     }
     report.snapshot = snapshot;
+    report.load_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         pages = report.pages,
         rows = report.rows,
         snapshot,
-        "bootstrap complete"
+        ms = report.load_ms,
+        "bootstrap complete; the search index is built next"
     );
     Ok(report)
 }

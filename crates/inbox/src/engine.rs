@@ -181,8 +181,18 @@ pub struct SyncStatus {
     pub pending: u64,
     /// `Some` while the mirror is not complete yet.
     pub bootstrap: Option<BootstrapProgress>,
+    /// `Some` while the offline search index is being built (after a
+    /// bootstrap): search answers from part of the mirror until it is done.
+    pub search_index: Option<IndexProgress>,
     /// The code of the last sync's error, if it failed.
     pub last_error: Option<String>,
+}
+
+/// How far the search index build is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IndexProgress {
+    pub done: u64,
+    pub total: u64,
 }
 
 /// A record as the person should see it: the server row with this desktop's
@@ -220,6 +230,10 @@ pub struct SyncReport {
     /// The server asked for a resync and the store was rebuilt.
     pub resynced: bool,
 }
+
+/// Rows indexed per step of a search index build (~2 s of work on the
+/// benchmark machine; the store is free between steps).
+const INDEX_STEP: u64 = 50_000;
 
 /// How the engine talks to the server; [`EngineConfig::new`] has defaults.
 #[derive(Clone)]
@@ -392,6 +406,8 @@ pub(crate) struct Inner {
     syncing: AtomicBool,
     last_error: Mutex<Option<String>>,
     last_rebuild: Mutex<Option<RebuildInfo>>,
+    /// Set while the search index is built in steps.
+    indexing: Mutex<Option<IndexProgress>>,
 }
 
 impl Inner {
@@ -418,6 +434,7 @@ impl Inner {
             syncing: self.syncing.load(Ordering::Relaxed),
             pending,
             bootstrap,
+            search_index: *self.indexing.lock().unwrap_or_else(|p| p.into_inner()),
             last_error: self
                 .last_error
                 .lock()
@@ -453,6 +470,11 @@ impl Inner {
             i += ids.len();
             self.emit(Event::RecordsChanged { kind, ids });
         }
+    }
+
+    fn set_indexing(&self, progress: Option<IndexProgress>) {
+        *self.indexing.lock().unwrap_or_else(|p| p.into_inner()) = progress;
+        self.emit_status();
     }
 
     fn set_rebuilt(&self, info: RebuildInfo) {
@@ -525,6 +547,7 @@ impl Engine {
             syncing: AtomicBool::new(false),
             last_error: Mutex::new(None),
             last_rebuild: Mutex::new(rebuilt),
+            indexing: Mutex::new(None),
         };
         Ok(Engine {
             inner: Arc::new(inner),
@@ -896,10 +919,62 @@ impl Engine {
             let again = push::run(&self.inner).await?;
             report.push.add(&again);
         }
+        if let Some((indexed, ms)) = self.build_search_index().await?
+            && let Some(b) = report.bootstrap.as_mut()
+        {
+            b.indexed = indexed;
+            b.index_ms = ms;
+        }
         match push_error {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// Builds the search index if it is suspended (after a bootstrap, or a
+    /// build that was interrupted), in steps of [`INDEX_STEP`] rows, each
+    /// its own transaction on a blocking thread: the store stays readable
+    /// between steps and the status shows progress. Returns the rows indexed
+    /// and the time taken, or `None` when the index was live already.
+    async fn build_search_index(&self) -> Result<Option<(u64, u64)>> {
+        if crate::search::indexing_live(&self.inner.db().mirror)? {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let inner = self.inner.clone();
+        let mut build = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut db = inner.db();
+            let tx = db.mirror.conn_mut().transaction()?;
+            let build = crate::search::IndexBuild::start_in(&tx)?;
+            tx.commit()?;
+            Ok(build)
+        })
+        .await
+        .map_err(|e| EngineError::Local(format!("building the search index stopped: {e}")))??;
+        loop {
+            self.inner.set_indexing(Some(IndexProgress {
+                done: build.done,
+                total: build.total,
+            }));
+            let inner = self.inner.clone();
+            let (next, finished) = tokio::task::spawn_blocking(move || -> Result<_> {
+                let mut db = inner.db();
+                let tx = db.mirror.conn_mut().transaction()?;
+                let finished = build.step_in(&tx, INDEX_STEP)?;
+                tx.commit()?;
+                Ok((build, finished))
+            })
+            .await
+            .map_err(|e| EngineError::Local(format!("building the search index stopped: {e}")))??;
+            build = next;
+            if finished {
+                break;
+            }
+        }
+        self.inner.set_indexing(None);
+        let ms = started.elapsed().as_millis() as u64;
+        tracing::info!(rows = build.done, ms, "search index built");
+        Ok(Some((build.done, ms)))
     }
 
     /// Pushes the outbox only (no pull). For shells that push on every edit
@@ -918,7 +993,10 @@ impl Engine {
                 bootstrap::run(&self.inner).await?;
             }
             match self.pull_locked().await? {
-                Pulled::Done(p) => return Ok(p),
+                Pulled::Done(p) => {
+                    self.build_search_index().await?;
+                    return Ok(p);
+                }
                 Pulled::Resync => self.rebuild(
                     RebuildReason::Resync,
                     "the server asked for a resync".into(),

@@ -246,36 +246,89 @@ pub fn rebuild_index(mirror: &Mirror) -> Result<u64, MirrorError> {
 
 /// [`rebuild_index`] inside the caller's transaction.
 pub(crate) fn rebuild_index_in(conn: &Connection) -> Result<u64, MirrorError> {
-    for kind in HitKind::ALL {
-        let t = kind.table();
-        conn.execute(&format!("INSERT INTO {t} ({t}) VALUES ('delete-all')"), [])?;
-    }
-    conn.execute_batch(
-        "DELETE FROM search_docs;
-         INSERT INTO search_docs (docid, kind, id)
-             SELECT k.base + (1 << 40) - row_number() OVER (PARTITION BY r.kind ORDER BY r.id),
-                    r.kind, r.id
-               FROM records r JOIN search_kinds k ON k.kind = r.kind;",
-    )?;
-    for kind in HitKind::ALL {
-        let base: i64 = conn.query_row(
-            "SELECT base FROM search_kinds WHERE kind = ?1",
-            [kind.as_str()],
-            |r| r.get(0),
+    let mut build = IndexBuild::start_in(conn)?;
+    while !build.step_in(conn, u64::MAX)? {}
+    Ok(build.done)
+}
+
+/// A rebuild of the search index in steps, each its own transaction, so a
+/// large mirror (a bootstrap of a million messages: ~25 s of indexing) is
+/// rebuilt without holding the store for the whole time, with progress to
+/// show. Indexing stays suspended until the last step; a rebuild that is
+/// interrupted leaves it suspended, and the next one starts over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexBuild {
+    /// Rows to index in all, and indexed so far.
+    pub total: u64,
+    pub done: u64,
+    /// Position in [`HitKind::ALL`] and the last docid indexed there.
+    kind: usize,
+    after: i64,
+}
+
+impl IndexBuild {
+    /// Empties the index and numbers every searchable record (docids in
+    /// creation order, newest lowest).
+    pub(crate) fn start_in(conn: &Connection) -> Result<IndexBuild, MirrorError> {
+        for kind in HitKind::ALL {
+            let t = kind.table();
+            conn.execute(&format!("INSERT INTO {t} ({t}) VALUES ('delete-all')"), [])?;
+        }
+        conn.execute_batch(
+            "UPDATE search_state SET live = 0;
+             DELETE FROM search_docs;
+             INSERT INTO search_docs (docid, kind, id)
+                 SELECT k.base + (1 << 40) - row_number() OVER (PARTITION BY r.kind ORDER BY r.id),
+                        r.kind, r.id
+                   FROM records r JOIN search_kinds k ON k.kind = r.kind;",
         )?;
-        // In docid order, which is how FTS5 appends fastest.
-        conn.execute(
-            &format!(
-                "INSERT INTO {} (rowid, title, body, tags)
-                 SELECT docid, title, body, tags FROM search_source
-                  WHERE docid > ?1 AND docid < ?1 + (1 << 40) ORDER BY docid",
-                kind.table()
-            ),
-            [base],
-        )?;
+        Ok(IndexBuild {
+            total: conn.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?,
+            done: 0,
+            kind: 0,
+            after: 0,
+        })
     }
-    conn.execute("UPDATE search_state SET live = 1", [])?;
-    Ok(conn.query_row("SELECT count(*) FROM search_docs", [], |r| r.get(0))?)
+
+    /// Indexes up to `limit` more rows; true when the index is complete (and
+    /// indexing live again).
+    pub(crate) fn step_in(&mut self, conn: &Connection, limit: u64) -> Result<bool, MirrorError> {
+        let limit = limit.min(i64::MAX as u64) as i64;
+        while let Some(kind) = HitKind::ALL.get(self.kind) {
+            let base: i64 = conn.query_row(
+                "SELECT base FROM search_kinds WHERE kind = ?1",
+                [kind.as_str()],
+                |r| r.get(0),
+            )?;
+            let from = self.after.max(base);
+            let (last, n): (Option<i64>, i64) = conn.query_row(
+                "SELECT max(docid), count(*) FROM (SELECT docid FROM search_docs
+                  WHERE docid > ?1 AND docid < ?2 ORDER BY docid LIMIT ?3)",
+                params![from, base + (1 << 40), limit],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let Some(last) = last else {
+                self.kind += 1;
+                self.after = 0;
+                continue;
+            };
+            // In docid order, which is how FTS5 appends fastest.
+            conn.execute(
+                &format!(
+                    "INSERT INTO {} (rowid, title, body, tags)
+                     SELECT docid, title, body, tags FROM search_source
+                      WHERE docid > ?1 AND docid <= ?2 ORDER BY docid",
+                    kind.table()
+                ),
+                params![from, last],
+            )?;
+            self.after = last;
+            self.done += n as u64;
+            return Ok(false);
+        }
+        conn.execute("UPDATE search_state SET live = 1", [])?;
+        Ok(true)
+    }
 }
 
 /// One ranked FTS row before it is described.

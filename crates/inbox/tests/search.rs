@@ -151,6 +151,7 @@ fn staff(ids: &mut Ids, name: &str, teams: &[TeamId]) -> User {
         away: false,
         last_seen_at: None,
         online: true,
+        conversation_access: Default::default(),
         version: 1,
         created_at: t0(),
         updated_at: t0(),

@@ -2043,3 +2043,170 @@ async fn a_scope_change_forces_a_resync_that_reloads_what_the_new_scope_allows()
         );
     }
 }
+
+// ----- team access -------------------------------------------------------------
+
+/// Sets a staff member's teams or conversation access as an admin would.
+async fn set_access(srv: &Server, user: UserId, body: Value) {
+    let admin = srv.token("admin@portico.test");
+    let r = reqwest::Client::new()
+        .patch(format!("{}/v1/users/{user}/access", srv.base))
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Ids of the conversations a team-access agent works: their team's, and
+/// those assigned to them (as the server holds them now).
+fn worked_by(srv: &Server, team: portico_model::TeamId, user: UserId) -> BTreeSet<uuid::Uuid> {
+    srv.query::<Conversation>("SELECT data FROM conversations", &[])
+        .into_iter()
+        .filter(|c| c.team_id == Some(team) || c.assignee_id == Some(user))
+        .map(|c| c.id.0)
+        .collect()
+}
+
+/// Message ids of those conversations, as the server holds them.
+fn messages_of(srv: &Server, convs: &BTreeSet<uuid::Uuid>) -> BTreeSet<uuid::Uuid> {
+    srv.query::<Message>("SELECT data FROM messages", &[])
+        .into_iter()
+        .filter(|m| convs.contains(&m.conversation_id.0))
+        .map(|m| m.id.0)
+        .collect()
+}
+
+fn local_ids(path: &Path, kind: Kind) -> BTreeSet<uuid::Uuid> {
+    local_versions(path, kind).into_keys().collect()
+}
+
+/// Zendesk's agent ticket access over the real protocol: an agent limited
+/// to their teams mirrors exactly their team's conversations (and those
+/// assigned to them) with their messages, without internal fields; when an
+/// admin moves them to another team, the next pull answers resync and the
+/// rebuilt mirror holds the new team's conversations and no longer the old
+/// one's. A conversation moved out of their team leaves the mirror with its
+/// messages on the next pull, without a resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_agent_mirrors_its_teams_and_a_team_move_resyncs_to_the_new_one() {
+    let srv = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kai = srv.user("kai@portico.test");
+    let team = |name: &str| {
+        srv.query::<portico_model::Team>(
+            "SELECT data FROM teams WHERE data ->> '$.name' = ?1",
+            &[name],
+        )
+        .pop()
+        .unwrap()
+        .id
+    };
+    let (billing, technical) = (team("Billing"), team("Technical"));
+    assert_eq!(kai.team_ids, vec![billing], "the seed puts Kai in Billing");
+    set_access(
+        &srv,
+        kai.id,
+        serde_json::json!({ "conversation_access": "teams" }),
+    )
+    .await;
+
+    let path = dir.path().join("kai.db");
+    let (e, _) = client(&srv, &dir, "kai.db", "kai@portico.test");
+    e.sync_now().await.unwrap();
+    let all: BTreeSet<uuid::Uuid> = srv.versions(Kind::Conversation).into_keys().collect();
+    let billing_convs = worked_by(&srv, billing, kai.id);
+    assert!(
+        !billing_convs.is_empty() && billing_convs.len() < all.len(),
+        "the seed gives Billing some conversations, not all"
+    );
+    assert_eq!(
+        local_ids(&path, Kind::Conversation),
+        billing_convs,
+        "exactly Billing's conversations and Kai's own"
+    );
+    assert_eq!(
+        local_ids(&path, Kind::Message),
+        messages_of(&srv, &billing_convs),
+        "exactly their messages"
+    );
+    for id in local_ids(&path, Kind::Account) {
+        let account = e.record(Kind::Account, id).unwrap().unwrap();
+        assert!(account.contains_key("name"));
+        for internal in ["health_score", "mrr", "notes"] {
+            assert!(
+                !account.contains_key(internal),
+                "{internal} is internal: absent for a team-access agent"
+            );
+        }
+    }
+    // The HTTP API answers the same: another team's conversation is missing.
+    let foreign = *all.difference(&billing_convs).next().unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{}/v1/conversations/{foreign}", srv.base))
+        .bearer_auth(srv.token("kai@portico.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "outside Kai's access looks missing");
+
+    // A lead moves one Billing conversation (not Kai's own) to Technical:
+    // it leaves Kai's mirror with its messages, no resync needed.
+    let moved = srv
+        .query::<Conversation>("SELECT data FROM conversations", &[])
+        .into_iter()
+        .find(|c| c.team_id == Some(billing) && c.assignee_id != Some(kai.id))
+        .expect("a Billing conversation someone else works");
+    let r = reqwest::Client::new()
+        .patch(format!("{}/v1/conversations/{}", srv.base, moved.id))
+        .bearer_auth(srv.token("lead@portico.test"))
+        .json(&serde_json::json!({ "team_id": technical }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report = e.sync_now().await.unwrap();
+    assert!(
+        !report.resynced,
+        "a conversation moving is not a scope change"
+    );
+    assert!(
+        e.record(Kind::Conversation, moved.id.0).unwrap().is_none(),
+        "the moved conversation left Kai's mirror"
+    );
+    assert!(
+        e.messages(moved.id).unwrap().is_empty(),
+        "and its messages with it"
+    );
+    let billing_convs = worked_by(&srv, billing, kai.id);
+    assert_eq!(local_ids(&path, Kind::Conversation), billing_convs);
+
+    // An admin moves Kai from Billing to Technical: a new scope.
+    set_access(&srv, kai.id, serde_json::json!({ "team_ids": [technical] })).await;
+    let report = e.sync_now().await.unwrap();
+    assert!(report.resynced, "a team move forces a resync: {report:?}");
+    let technical_convs = worked_by(&srv, technical, kai.id);
+    assert!(technical_convs.contains(&moved.id.0));
+    assert_eq!(
+        local_ids(&path, Kind::Conversation),
+        technical_convs,
+        "after the resync: Technical's conversations and Kai's own"
+    );
+    assert_eq!(
+        local_ids(&path, Kind::Message),
+        messages_of(&srv, &technical_convs),
+        "and exactly their messages"
+    );
+    let gone: Vec<_> = billing_convs.difference(&technical_convs).collect();
+    assert!(
+        !gone.is_empty(),
+        "some Billing conversations are not Kai's own"
+    );
+    for id in gone {
+        assert!(
+            e.record(Kind::Conversation, *id).unwrap().is_none(),
+            "Billing's conversation {id} is no longer on Kai's desktop"
+        );
+    }
+}

@@ -20,7 +20,9 @@ pub mod validate;
 pub mod wire;
 
 pub use ids::*;
-pub use policy::{Action, Denied, Visibility, Visible, authorize, redact, redact_row};
+pub use policy::{
+    Action, Denied, Visibility, Visible, authorize, in_conversation_scope, redact, redact_row,
+};
 pub use records::*;
-pub use role::{Role, Viewer};
+pub use role::{ConversationAccess, Role, Viewer};
 pub use validate::Invalid;

@@ -9,9 +9,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, TeamId, UserId};
 use crate::records::*;
-use crate::role::{Role, Viewer};
+use crate::role::{ConversationAccess, Role, Viewer};
 
 /// Who may read a field, from widest to narrowest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -33,9 +33,14 @@ pub enum Visibility {
 
 /// May `viewer` read a field of class `class` on a row owned by `account`?
 /// Assumes the row itself is visible (see [`Visible`]).
+///
+/// Staff see every field, except that staff with team access (restricted
+/// agents) do not get `Internal` ones: account health, MRR and notes are for
+/// the people who manage the relationship (CSMs, leads, admins, and agents
+/// with access to every conversation).
 pub fn field_visible(viewer: &Viewer, class: Visibility, account: Option<AccountId>) -> bool {
     if viewer.is_staff() {
-        return true;
+        return class != Visibility::Internal || viewer.access == ConversationAccess::All;
     }
     let own = match account {
         Some(a) => viewer.belongs_to(a),
@@ -79,9 +84,42 @@ own_account_rows!(
     UsageMeter,
     UsageRecord,
     Request,
-    Conversation,
     OnboardingProgress
 );
+
+/// Does the viewer's conversation access cover a conversation of `team`
+/// assigned to `assignee`? Zendesk's agent ticket access: a staff member
+/// with `Teams` access works the conversations of their teams and those
+/// assigned to them, nothing else (a conversation no team holds yet is
+/// not theirs until routed or assigned). `All` access, and customers (whose
+/// rows are decided by account), always pass here.
+///
+/// Messages carry no team: every exit that hands out a message checks its
+/// conversation with this rule (HTTP reads the conversation first; the sync
+/// feed, bootstrap and live frames carry the conversation's team and
+/// assignee beside the message).
+pub fn in_conversation_scope(
+    viewer: &Viewer,
+    team: Option<TeamId>,
+    assignee: Option<UserId>,
+) -> bool {
+    if !viewer.is_staff() {
+        return true;
+    }
+    match viewer.access {
+        ConversationAccess::All => true,
+        ConversationAccess::Teams => {
+            assignee == Some(viewer.user_id) || team.is_some_and(|t| viewer.team_ids.contains(&t))
+        }
+    }
+}
+
+impl Visible for Conversation {
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        staff_or_own(viewer, self.account_id)
+            && in_conversation_scope(viewer, self.team_id, self.assignee_id)
+    }
+}
 
 impl Visible for Account {
     fn visible_to(&self, viewer: &Viewer) -> bool {
@@ -121,7 +159,8 @@ impl Visible for Team {
 }
 
 impl Visible for Message {
-    /// Internal notes never reach customers.
+    /// Internal notes never reach customers. For staff with team access the
+    /// exits also check the message's conversation ([`in_conversation_scope`]).
     fn visible_to(&self, viewer: &Viewer) -> bool {
         if viewer.is_staff() {
             return true;
@@ -396,6 +435,8 @@ mod tests {
             role,
             account_id: account,
             plan_code: Some("team".into()),
+            access: ConversationAccess::All,
+            team_ids: vec![],
         }
     }
 

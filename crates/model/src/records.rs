@@ -509,6 +509,10 @@ record! {
         /// the agent takes auto-assigned work.
         #[serde(default)]
         Staff online: bool,
+        /// Which conversations a staff member works: all, or their teams'
+        /// (and those assigned to them). Decides what every exit shows them.
+        #[serde(default)]
+        Staff conversation_access: crate::role::ConversationAccess,
     }
     validate |u| {
         crate::validate::check_email("email", &u.email)?;

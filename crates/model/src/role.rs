@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, UserId};
+use crate::ids::{AccountId, TeamId, UserId};
 
 /// A person's role. Customer roles belong to one account; staff roles belong
 /// to the SaaS company running Portico.
@@ -53,6 +53,27 @@ impl Role {
     }
 }
 
+/// Which conversations a staff member works (Zendesk's "agent ticket
+/// access"). Set per staff user by an admin; see `policy::in_conversation_scope`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationAccess {
+    /// Every conversation.
+    #[default]
+    All,
+    /// Conversations of the member's teams, and those assigned to them.
+    Teams,
+}
+
+impl ConversationAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationAccess::All => "all",
+            ConversationAccess::Teams => "teams",
+        }
+    }
+}
+
 /// The signed-in person a response is shaped for. Built by the server from a
 /// verified token, never from anything the client claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +85,12 @@ pub struct Viewer {
     /// The plan code of the customer's account (e.g. `team`), used to scope
     /// plan-specific knowledge; `None` for staff.
     pub plan_code: Option<String>,
+    /// Staff: which conversations they work, and their teams (from their
+    /// user record at the time of the request).
+    #[serde(default)]
+    pub access: ConversationAccess,
+    #[serde(default)]
+    pub team_ids: Vec<TeamId>,
 }
 
 impl Viewer {

@@ -15,12 +15,14 @@ use crate::ids::{ConversationId, MessageId, UserId};
 use crate::records::{ConversationStatus, Kind, Priority};
 use crate::role::Viewer;
 
-/// What decides which rows and fields a viewer gets: role, account, plan.
-/// A client bootstraps under one scope and sends it with every pull; when it
-/// differs (a customer changed plan, a user's role changed) the server asks
-/// for a resync, so rows no longer visible are dropped and new ones loaded.
+/// What decides which rows and fields a viewer gets: role, account, plan,
+/// and for staff their conversation access and teams. A client bootstraps
+/// under one scope and sends it with every pull; when it differs (a customer
+/// changed plan, a user's role changed, an agent moved teams) the server
+/// asks for a resync, so rows no longer visible are dropped and new ones
+/// loaded.
 pub fn scope_key(viewer: &Viewer) -> String {
-    format!(
+    let mut key = format!(
         "{}:{}:{}",
         viewer.role.as_str(),
         viewer
@@ -28,7 +30,14 @@ pub fn scope_key(viewer: &Viewer) -> String {
             .map(|a| a.to_string())
             .unwrap_or_else(|| "-".into()),
         viewer.plan_code.as_deref().unwrap_or("-")
-    )
+    );
+    if viewer.is_staff() && viewer.access == crate::role::ConversationAccess::Teams {
+        let mut teams: Vec<String> = viewer.team_ids.iter().map(|t| t.to_string()).collect();
+        teams.sort();
+        key.push_str(":teams=");
+        key.push_str(&teams.join(","));
+    }
+    key
 }
 
 /// Protocol version; a server or client seeing another refuses with a clear error.
@@ -170,15 +179,19 @@ pub struct PushResponse {
 /// page of one kind, redacted for the viewer. The first call (no snapshot)
 /// pins `snapshot`, the change seq to pull from once every kind is loaded;
 /// rows newer than it are harmless because applying keeps the newest version.
+///
+/// `R` is how a row is held: a JSON map by default; a reader that stores
+/// rows as they came (the desktop) or a writer that shapes them as text (the
+/// server) may use `serde_json`'s raw values instead. The JSON is the same.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BootstrapPage {
+pub struct BootstrapPage<R = Map<String, Value>> {
     pub protocol: u32,
     pub snapshot: i64,
     pub kind: Kind,
     /// The viewer's [`scope_key`]: send it back as `scope` on every pull.
     #[serde(default)]
     pub scope: String,
-    pub rows: Vec<Map<String, Value>>,
+    pub rows: Vec<R>,
     /// Pass as `after_id` for the next page of this kind; absent when done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_after_id: Option<String>,

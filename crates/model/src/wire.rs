@@ -88,6 +88,34 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An admin changes a staff member's teams or conversation access
+/// (`PATCH /v1/users/{id}/access`). Either changes what that person may see:
+/// their desktop resyncs on its next pull.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffAccessPatch {
+    /// The full list of teams (replaces the current one).
+    pub team_ids: Option<Vec<TeamId>>,
+    pub conversation_access: Option<crate::role::ConversationAccess>,
+    /// Guard: apply only if the user is still at this version.
+    pub if_version: Option<u64>,
+}
+
+impl StaffAccessPatch {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.team_ids.is_none() && self.conversation_access.is_none() {
+            return Err(Invalid::new(
+                "body",
+                "nothing to change: give team_ids or conversation_access",
+            ));
+        }
+        if self.team_ids.as_ref().is_some_and(|t| t.len() > 50) {
+            return Err(Invalid::new("team_ids", "at most 50 teams"));
+        }
+        Ok(())
+    }
+}
+
 /// Staff triage of a conversation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

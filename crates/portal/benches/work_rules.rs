@@ -91,6 +91,7 @@ fn main() {
                     away: false,
                     last_seen_at: None,
                     online: true,
+                    conversation_access: Default::default(),
                     version: 0,
                     created_at: at,
                     updated_at: at,

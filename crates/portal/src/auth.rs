@@ -225,6 +225,8 @@ pub fn viewer_for_user(conn: &Connection, user: &User) -> Result<Viewer> {
         role: user.role,
         account_id: user.account_id,
         plan_code,
+        access: user.conversation_access,
+        team_ids: user.team_ids.clone(),
     })
 }
 

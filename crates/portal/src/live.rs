@@ -192,7 +192,8 @@ impl Hub {
     /// Sends a committed change to every connection whose viewer may see it.
     fn fan_out(&self, raw: &RawChange) {
         let mut st = self.state.lock().unwrap();
-        // Every staff member sees a change the same way: shape it once.
+        // Every staff member with access to all conversations sees a change
+        // the same way: shape it once. Team access is shaped per viewer.
         let mut for_staff: Option<Option<portico_model::wire::Change>> = None;
         let account = raw.account_id.as_deref();
         for conn in st.conns.values_mut() {
@@ -206,7 +207,9 @@ impl Hub {
             {
                 continue;
             }
-            let shaped = match (&for_staff, viewer.is_staff()) {
+            let sees_all =
+                viewer.is_staff() && viewer.access == portico_model::ConversationAccess::All;
+            let shaped = match (&for_staff, sees_all) {
                 (Some(c), true) => Ok(c.clone()),
                 (None, true) => shape_change(viewer, raw).inspect(|c| for_staff = Some(c.clone())),
                 (_, false) => shape_change(viewer, raw),

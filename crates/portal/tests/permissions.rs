@@ -1731,3 +1731,244 @@ async fn actions_are_allowed_or_refused_by_role() {
     );
     srv.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Team access (Zendesk's agent ticket access)
+// ---------------------------------------------------------------------------
+
+/// An agent limited to their teams gets, on every exit, the conversations of
+/// their teams and those assigned to them, with their messages, and no
+/// internal fields; anything else answers as missing and writes nothing.
+/// Only an admin sets access. The rule is written out again here (team or
+/// assignee), not borrowed from the policy.
+#[tokio::test]
+async fn team_access_is_applied_on_every_exit() {
+    let srv = TestServer::start().await;
+    let kai = srv
+        .records::<User>("email = 'kai@portico.test'")
+        .pop()
+        .unwrap();
+    let billing = kai.team_ids[0];
+    let admin = srv.client_as("admin@portico.test").await;
+
+    // Only a staff admin sets access; a customer's user has none to set.
+    let body = json!({ "conversation_access": "teams" });
+    for email in ["lead@portico.test", "agent@portico.test"] {
+        let r = srv
+            .client_as(email)
+            .await
+            .patch(srv.url(&format!("/v1/users/{}/access", kai.id)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 403, "forbidden").await;
+    }
+    let customer = srv
+        .records::<User>("email = 'member@acme.test'")
+        .pop()
+        .unwrap();
+    let r = admin
+        .patch(srv.url(&format!("/v1/users/{}/access", customer.id)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, "validation_failed").await;
+    let r = admin
+        .patch(srv.url(&format!("/v1/users/{}/access", kai.id)))
+        .json(&json!({ "team_ids": [uuid::Uuid::now_v7()] }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 422, "validation_failed").await;
+    let r = admin
+        .patch(srv.url(&format!("/v1/users/{}/access", kai.id)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let convs = srv.records::<Conversation>("1 = 1");
+    let mine = |c: &Conversation| c.team_id == Some(billing) || c.assignee_id == Some(kai.id);
+    let expected: BTreeSet<String> = convs
+        .iter()
+        .filter(|c| mine(c))
+        .map(|c| c.id.to_string())
+        .collect();
+    let outside: Vec<&Conversation> = convs.iter().filter(|c| !mine(c)).collect();
+    assert!(!expected.is_empty() && !outside.is_empty());
+    let client = srv.client_as("kai@portico.test").await;
+
+    // HTTP list, every page.
+    let mut listed = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = srv.url("/v1/conversations?limit=7");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = json(client.get(url).send().await.unwrap()).await;
+        for item in page["items"].as_array().unwrap() {
+            listed.insert(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        listed, expected,
+        "the list holds exactly Kai's conversations"
+    );
+
+    // Reads and writes of a conversation outside: missing, nothing written.
+    let other = outside[0];
+    let before = srv.fingerprint();
+    let r = client
+        .get(srv.url(&format!("/v1/conversations/{}", other.id)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not_found").await;
+    let r = client
+        .get(srv.url(&format!("/v1/conversations/{}/messages", other.id)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not_found").await;
+    let r = client
+        .get(srv.url(&format!("/v1/conversations/{}/audit", other.id)))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not_found").await;
+    let r = client
+        .patch(srv.url(&format!("/v1/conversations/{}", other.id)))
+        .json(&json!({ "priority": "urgent" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not_found").await;
+    let r = client
+        .post(srv.url(&format!("/v1/conversations/{}/messages", other.id)))
+        .json(&json!({ "body": "hello", "internal": true }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "not_found").await;
+    assert_eq!(srv.fingerprint(), before, "nothing was written");
+    let own = convs.iter().find(|c| mine(c)).unwrap();
+    let r = client
+        .get(srv.url(&format!("/v1/conversations/{}/messages", own.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "Kai's own conversation reads");
+
+    // Internal fields: absent on accounts for a team-access agent.
+    let account = json(
+        client
+            .get(srv.url(&format!("/v1/accounts/{}", own.account_id)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(account.get("name").is_some(), "{account}");
+    for internal in ["health_score", "mrr", "notes"] {
+        assert!(
+            account.get(internal).is_none(),
+            "{internal} is internal: {account}"
+        );
+    }
+
+    // The change feed: conversations in scope (or removals), messages of
+    // those conversations only, no internal field anywhere.
+    let messages = srv.records::<Message>("1 = 1");
+    let conv_of: BTreeMap<String, String> = messages
+        .iter()
+        .map(|m| (m.id.to_string(), m.conversation_id.to_string()))
+        .collect();
+    let mut after = 0;
+    loop {
+        let page = json(
+            client
+                .get(srv.url(&format!("/v1/sync/changes?after={after}&limit=1000")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        for c in page["changes"].as_array().unwrap() {
+            let id = c["id"].as_str().unwrap();
+            match (c["kind"].as_str().unwrap(), c["op"].as_str().unwrap()) {
+                ("conversation", "upsert") => {
+                    assert!(expected.contains(id), "conversation {id} is Kai's")
+                }
+                ("message", "upsert") => assert!(
+                    expected.contains(&conv_of[id]),
+                    "message {id} belongs to one of Kai's conversations"
+                ),
+                ("account", "upsert") => {
+                    assert!(
+                        c["row"].get("mrr").is_none(),
+                        "no internal field in the feed"
+                    )
+                }
+                _ => {}
+            }
+        }
+        after = page["next_after"].as_i64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+
+    // Bootstrap pages: the same rows.
+    for (kind, want) in [
+        ("conversation", expected.clone()),
+        (
+            "message",
+            messages
+                .iter()
+                .filter(|m| expected.contains(&m.conversation_id.to_string()))
+                .map(|m| m.id.to_string())
+                .collect(),
+        ),
+    ] {
+        let mut got = BTreeSet::new();
+        let mut after_id: Option<String> = None;
+        loop {
+            let mut url = srv.url(&format!("/v1/sync/bootstrap?kind={kind}&limit=50"));
+            if let Some(a) = &after_id {
+                url.push_str(&format!("&after_id={a}"));
+            }
+            let page = json(client.get(url).send().await.unwrap()).await;
+            for row in page["rows"].as_array().unwrap() {
+                got.insert(row["id"].as_str().unwrap().to_owned());
+            }
+            match page["next_after_id"].as_str() {
+                Some(a) => after_id = Some(a.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "bootstrap of {kind}s holds exactly Kai's");
+    }
+
+    // The same agent with access to every conversation sees them all again.
+    let r = admin
+        .patch(srv.url(&format!("/v1/users/{}/access", kai.id)))
+        .json(&json!({ "conversation_access": "all" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(srv.url(&format!("/v1/conversations/{}", other.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "all access reads every conversation");
+}

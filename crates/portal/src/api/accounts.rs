@@ -179,6 +179,7 @@ async fn invite_user(
                         away: false,
                         last_seen_at: None,
                         online: false,
+                        conversation_access: Default::default(),
                         version: 0,
                         created_at: w.at(),
                         updated_at: w.at(),

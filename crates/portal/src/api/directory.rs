@@ -2,20 +2,87 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use portico_model::wire::{Me, Page};
+use axum::routing::{get, patch};
+use portico_model::wire::{Me, Page, StaffAccessPatch};
 use portico_model::*;
 use serde_json::{Map, Value};
 
-use super::{ApiError, AppState, Auth, Json, PageQuery, Query, authorize, page_of};
+use super::{
+    ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, check_version, page_of,
+    shape,
+};
 use crate::error::PortalError;
-use crate::store;
+use crate::store::{self, Actor};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/me", get(me))
         .route("/v1/users", get(list_users))
+        .route("/v1/users/{id}/access", patch(set_access))
         .route("/v1/teams", get(list_teams))
+}
+
+/// An admin sets a staff member's teams and conversation access. Team
+/// membership is held on both sides (the user's `team_ids`, each team's
+/// `member_ids`); both change in the same transaction.
+async fn set_access(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<UserId>,
+    Json(p): Json<StaffAccessPatch>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
+    authorize(&viewer, Action::ManageStaff, Kind::User, id)?;
+    p.validate()?;
+    let user = st
+        .write(Actor::from(&viewer), move |w| {
+            let mut user: User = store::require(w, id.0)?;
+            if !user.role.is_staff() {
+                return Err(Invalid::new(
+                    "id",
+                    "teams and conversation access are for staff users, not customers",
+                )
+                .into());
+            }
+            check_version("user", p.if_version, user.version)?;
+            let before = serde_json::json!({
+                "team_ids": user.team_ids,
+                "conversation_access": user.conversation_access,
+            });
+            if let Some(access) = p.conversation_access {
+                user.conversation_access = access;
+            }
+            if let Some(mut teams) = p.team_ids {
+                teams.sort_by_key(|t| t.0);
+                teams.dedup();
+                for team in teams
+                    .iter()
+                    .chain(&user.team_ids)
+                    .copied()
+                    .collect::<Vec<_>>()
+                {
+                    let mut t: Team = store::get(w, team.0)?
+                        .ok_or_else(|| Invalid::new("team_ids", format!("no team {team}")))?;
+                    let member = teams.contains(&team);
+                    if member != t.member_ids.contains(&user.id) {
+                        t.member_ids.retain(|m| *m != user.id);
+                        if member {
+                            t.member_ids.push(user.id);
+                        }
+                        w.update(&mut t)?;
+                    }
+                }
+                user.team_ids = teams;
+            }
+            w.update(&mut user)?;
+            w.audit(
+                "user.access_changed",
+                &user,
+                serde_json::json!({ "before": before }),
+            )?;
+            Ok(user)
+        })
+        .await?;
+    Ok(shape(&viewer, &user)?)
 }
 
 async fn me(State(st): State<AppState>, Auth(viewer): Auth) -> Result<Json<Me>, ApiError> {

@@ -499,9 +499,13 @@ async fn conversation_audit(
     Path(id): Path<ConversationId>,
 ) -> Result<Json<Page<Map<String, Value>>>, ApiError> {
     staff_only(&v, Kind::AuditEvent)?;
+    let viewer = v.clone();
     let events: Vec<AuditEvent> = st
         .read(move |c| {
-            let _: Conversation = store::require(c, id.0)?;
+            let conv: Conversation = store::require(c, id.0)?;
+            if !conv.visible_to(&viewer) {
+                return Err(PortalError::not_found(Kind::Conversation, id.0));
+            }
             store::query(
                 c,
                 "SELECT data FROM audit_events WHERE entity_id = ?1 ORDER BY id",

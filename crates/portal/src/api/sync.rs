@@ -79,6 +79,9 @@ async fn changes(
     Ok(Json(page))
 }
 
+/// A conversation's team and assignee: what team access is decided on.
+pub type ParentScope = (Option<TeamId>, Option<UserId>);
+
 /// A change-log row as stored: the full record, before any redaction.
 #[derive(Debug, Clone)]
 pub struct RawChange {
@@ -89,6 +92,10 @@ pub struct RawChange {
     pub version: u64,
     pub row: Option<serde_json::Value>,
     pub account_id: Option<String>,
+    /// For a message: its conversation's team and assignee as they are now
+    /// (a message carries neither; staff with team access see a message
+    /// with its conversation, see `policy::in_conversation_scope`).
+    pub parent: Option<ParentScope>,
 }
 
 /// Up to `limit` change-log rows after `after`, in commit order. With
@@ -102,10 +109,15 @@ pub fn read_raw(
 ) -> Result<Vec<RawChange>> {
     let sql = match scope {
         Some(_) => {
-            "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log
-             WHERE seq > ?1 AND (account_id = ?3 OR account_id IS NULL OR kind = 'community_post') ORDER BY seq LIMIT ?2"
+            "SELECT l.seq, l.kind, l.entity_id, l.op, l.version, l.row, l.account_id, c.id, c.team_id, c.assignee_id
+             FROM change_log l LEFT JOIN conversations c ON l.kind = 'message' AND c.id = l.row ->> '$.conversation_id'
+             WHERE l.seq > ?1 AND (l.account_id = ?3 OR l.account_id IS NULL OR l.kind = 'community_post') ORDER BY l.seq LIMIT ?2"
         }
-        None => "SELECT seq, kind, entity_id, op, version, row, account_id FROM change_log WHERE seq > ?1 AND ?3 IS NULL ORDER BY seq LIMIT ?2",
+        None => {
+            "SELECT l.seq, l.kind, l.entity_id, l.op, l.version, l.row, l.account_id, c.id, c.team_id, c.assignee_id
+             FROM change_log l LEFT JOIN conversations c ON l.kind = 'message' AND c.id = l.row ->> '$.conversation_id'
+             WHERE l.seq > ?1 AND ?3 IS NULL ORDER BY l.seq LIMIT ?2"
+        }
     };
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(rusqlite::params![after, limit as i64, scope], |r| {
@@ -117,11 +129,17 @@ pub fn read_raw(
             r.get::<_, u64>(4)?,
             r.get::<_, Option<String>>(5)?,
             r.get::<_, Option<String>>(6)?,
+            (
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+            ),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, kind, id, op, version, row, account_id) = row?;
+        let (seq, kind, id, op, version, row, account_id, parent) = row?;
+        let parent = parent.0.map(|_| parent_scope(parent.1, parent.2));
         let kind = Kind::parse(&kind).ok_or_else(|| {
             PortalError::Conflict(format!("change {seq} has unknown kind {kind}"))
         })?;
@@ -146,22 +164,59 @@ pub fn read_raw(
             version,
             row,
             account_id,
+            parent,
         });
     }
     Ok(out)
 }
 
+/// A conversation's team and assignee as stored (text ids; an unreadable
+/// one counts as none, which only ever narrows what team access shows).
+fn parent_scope(
+    team: Option<String>,
+    assignee: Option<String>,
+) -> (Option<TeamId>, Option<UserId>) {
+    (
+        team.and_then(|t| t.parse().ok()).map(TeamId),
+        assignee.and_then(|a| a.parse().ok()).map(UserId),
+    )
+}
+
 /// The change as `viewer` may see it, or `None`. The one rule for the feed
 /// and the live socket: upserts are redacted by the policy; tombstones carry
 /// no data and reach customers only for their own account's rows.
+///
+/// Staff with team access: a message shows with its conversation
+/// (`in_conversation_scope` on the conversation's team and assignee); a
+/// conversation that is outside their access after this change reaches them
+/// as a removal (kind and id only), so a conversation moved to another team
+/// leaves their desktop rather than staying there stale.
 pub fn shape_change(viewer: &Viewer, raw: &RawChange) -> Result<Option<Change>> {
     let (seq, kind, id, version) = (raw.seq, raw.kind, raw.id, raw.version);
+    let removal = Change {
+        seq,
+        kind,
+        id,
+        op: ChangeOp::Delete,
+        version,
+        row: None,
+    };
+    let team_access = viewer.is_staff() && viewer.access == ConversationAccess::Teams;
+    if team_access && kind == Kind::Message && raw.op == ChangeOp::Upsert {
+        let (team, assignee) = raw.parent.unwrap_or((None, None));
+        if !in_conversation_scope(viewer, team, assignee) {
+            return Ok(None);
+        }
+    }
     match (&raw.op, &raw.row) {
         (ChangeOp::Upsert, Some(row)) => {
             let shaped = redact_row(viewer, kind, row).map_err(|e| PortalError::Corrupt {
                 kind,
                 source: e.source,
             })?;
+            if shaped.is_none() && team_access && kind == Kind::Conversation {
+                return Ok(Some(removal));
+            }
             Ok(shaped.map(|row| Change {
                 seq,
                 kind,
@@ -175,14 +230,7 @@ pub fn shape_change(viewer: &Viewer, raw: &RawChange) -> Result<Option<Change>> 
             let own = viewer
                 .account_id
                 .is_some_and(|a| raw.account_id.as_deref() == Some(a.to_string().as_str()));
-            Ok((viewer.is_staff() || own).then_some(Change {
-                seq,
-                kind,
-                id,
-                op: ChangeOp::Delete,
-                version,
-                row: None,
-            }))
+            Ok((viewer.is_staff() || own).then_some(removal))
         }
     }
 }
@@ -270,14 +318,29 @@ async fn bootstrap(
             let account = v.account_id.filter(|_| !v.is_staff()).map(|a| a.to_string());
             let community = kind == Kind::CommunityPost;
             let scoped = format!(
-                "SELECT id, data FROM {} WHERE id > ?1 AND (account_id = ?3 OR account_id IS NULL OR ?4)
+                "SELECT id, data, NULL, NULL FROM {} WHERE id > ?1 AND (account_id = ?3 OR account_id IS NULL OR ?4)
                  ORDER BY id LIMIT ?2",
                 kind.table()
             );
-            let all = format!("SELECT id, data FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2", kind.table());
-            let mut stmt = c.prepare_cached(if account.is_some() { &scoped } else { &all })?;
-            let read_row = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
-            let rows: Vec<(String, String)> = match &account {
+            let all = format!("SELECT id, data, NULL, NULL FROM {} WHERE id > ?1 ORDER BY id LIMIT ?2", kind.table());
+            // Staff with team access see a message with its conversation.
+            let team_access = v.is_staff() && v.access == ConversationAccess::Teams && kind == Kind::Message;
+            let with_parent = "SELECT m.id, m.data, c.team_id, c.assignee_id FROM messages m
+                 LEFT JOIN conversations c ON c.id = m.conversation_id WHERE m.id > ?1 ORDER BY m.id LIMIT ?2";
+            let sql = match (&account, team_access) {
+                (Some(_), _) => scoped.as_str(),
+                (None, true) => with_parent,
+                (None, false) => all.as_str(),
+            };
+            let mut stmt = c.prepare_cached(sql)?;
+            let read_row = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    parent_scope(r.get(2)?, r.get(3)?),
+                ))
+            };
+            let rows: Vec<(String, String, ParentScope)> = match &account {
                 Some(a) => stmt
                     .query_map(rusqlite::params![after, limit as i64, a, community], read_row)?
                     .collect::<Result<_, _>>()?,
@@ -286,8 +349,12 @@ async fn bootstrap(
             let mut out = Vec::new();
             let mut last = None;
             let mut scanned = 0;
-            for (id, data) in rows {
+            for (id, data, (team, assignee)) in rows {
                 scanned += 1;
+                if team_access && !in_conversation_scope(&v, team, assignee) {
+                    last = Some(id);
+                    continue;
+                }
                 let value: serde_json::Value =
                     serde_json::from_str(&data).map_err(|source| PortalError::Corrupt { kind, source })?;
                 let shaped = redact_row(&v, kind, &value).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
