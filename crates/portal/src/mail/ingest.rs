@@ -303,6 +303,8 @@ fn place(
                 role: Role::CustomerMember,
                 account_id: Some(account),
                 plan_code: None,
+                access: ConversationAccess::All,
+                team_ids: vec![],
             };
             let name = if from_name.is_empty() {
                 from.clone()
