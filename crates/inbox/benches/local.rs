@@ -608,6 +608,8 @@ fn generate(size: &Size, mut sink: impl FnMut(&ChangesPage)) -> World {
             audience: Audience::Customers,
             state: ArticleState::Approved,
             author_id: None,
+            revises: None,
+            from_conversation_id: None,
             version: 1,
             created_at: start,
             updated_at: start,

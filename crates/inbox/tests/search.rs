@@ -229,6 +229,8 @@ fn article(ids: &mut Ids, title: &str, body: &str, area: &str, plans: &[&str]) -
         audience: Audience::Customers,
         state: ArticleState::Approved,
         author_id: None,
+        revises: None,
+        from_conversation_id: None,
         version: 1,
         created_at: t0(),
         updated_at: t0(),

@@ -72,4 +72,6 @@ id_type! {
     SlaPolicyId;
     AutomationId;
     AlertId;
+    DraftId;
+    ContentGapId;
 }

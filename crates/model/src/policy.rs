@@ -169,16 +169,57 @@ impl Visible for Message {
     }
 }
 
+/// Which knowledge a viewer may read, in a form a search index can apply
+/// as a filter *before* ranking (so a customer's results are full pages of
+/// what they may read). [`Article`]'s row rule is this same scope, so the
+/// index filter and the policy cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnowledgeScope {
+    /// Only these editorial states; `None`: any.
+    pub states: Option<Vec<ArticleState>>,
+    /// Only these audiences; `None`: any.
+    pub audiences: Option<Vec<Audience>>,
+    /// Only knowledge for every plan or for this one; `None`: any plan.
+    /// A customer without a plan gets `Some(None)`: every-plan knowledge only.
+    pub plan: Option<Option<String>>,
+}
+
+impl KnowledgeScope {
+    pub fn admits(&self, state: ArticleState, audience: Audience, plans: &[String]) -> bool {
+        self.states.as_ref().is_none_or(|s| s.contains(&state))
+            && self
+                .audiences
+                .as_ref()
+                .is_none_or(|a| a.contains(&audience))
+            && match &self.plan {
+                None => true,
+                Some(p) => plans.is_empty() || p.as_ref().is_some_and(|p| plans.contains(p)),
+            }
+    }
+}
+
+/// Staff read all knowledge (drafts and internal articles included);
+/// customers read approved articles for customers or the public, for their
+/// plan or every plan.
+pub fn knowledge_scope(viewer: &Viewer) -> KnowledgeScope {
+    if viewer.is_staff() {
+        return KnowledgeScope {
+            states: None,
+            audiences: None,
+            plan: None,
+        };
+    }
+    KnowledgeScope {
+        states: Some(vec![ArticleState::Approved]),
+        audiences: Some(vec![Audience::Public, Audience::Customers]),
+        plan: Some(viewer.plan_code.clone()),
+    }
+}
+
 impl Visible for Article {
-    /// Customers see approved articles for customers or the public, limited to
-    /// their plan; drafts and internal articles stay with staff.
+    /// See [`knowledge_scope`].
     fn visible_to(&self, viewer: &Viewer) -> bool {
-        if viewer.is_staff() {
-            return true;
-        }
-        self.state == ArticleState::Approved
-            && self.audience != Audience::Internal
-            && plan_allows(viewer, &self.plans)
+        knowledge_scope(viewer).admits(self.state, self.audience, &self.plans)
     }
 }
 
@@ -210,7 +251,7 @@ macro_rules! staff_rows {
     )*};
 }
 
-staff_rows!(RoutingRule, SlaPolicy, Automation, Alert);
+staff_rows!(RoutingRule, SlaPolicy, Automation, Alert, Draft, ContentGap);
 
 impl Visible for AuditEvent {
     fn visible_to(&self, viewer: &Viewer) -> bool {
@@ -299,6 +340,8 @@ pub fn redact_row(
         Kind::SlaPolicy => go::<SlaPolicy>(viewer, kind, row),
         Kind::Automation => go::<Automation>(viewer, kind, row),
         Kind::Alert => go::<Alert>(viewer, kind, row),
+        Kind::Draft => go::<Draft>(viewer, kind, row),
+        Kind::ContentGap => go::<ContentGap>(viewer, kind, row),
     }
 }
 
@@ -337,6 +380,8 @@ pub enum Action {
     ManageStaff,
     /// Edit routing rules, SLA policies and automations.
     ManageRules,
+    /// Read, edit, approve (send) or reject AI drafts; read content gaps.
+    ReviewDrafts,
 }
 
 /// Why an action is refused. `NotFound` hides another account's existence.
@@ -408,6 +453,7 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
             )),
         },
         ReadStaffDirectory => staff("the staff directory is for staff"),
+        ReviewDrafts => staff("drafts and content gaps are for staff"),
         ManageRules => match role {
             Role::Lead | Role::Admin => Ok(()),
             _ => Err(Denied::Forbidden(

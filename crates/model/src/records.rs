@@ -40,10 +40,12 @@ pub enum Kind {
     SlaPolicy,
     Automation,
     Alert,
+    Draft,
+    ContentGap,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Account,
         Kind::Workspace,
         Kind::Plan,
@@ -67,6 +69,8 @@ impl Kind {
         Kind::SlaPolicy,
         Kind::Automation,
         Kind::Alert,
+        Kind::Draft,
+        Kind::ContentGap,
     ];
 
     /// The SQL table holding this kind (see `migrations/portal`).
@@ -95,6 +99,8 @@ impl Kind {
             Kind::SlaPolicy => "sla_policies",
             Kind::Automation => "automations",
             Kind::Alert => "alerts",
+            Kind::Draft => "drafts",
+            Kind::ContentGap => "content_gaps",
         }
     }
 
@@ -123,6 +129,8 @@ impl Kind {
             Kind::SlaPolicy => "sla_policy",
             Kind::Automation => "automation",
             Kind::Alert => "alert",
+            Kind::Draft => "draft",
+            Kind::ContentGap => "content_gap",
         }
     }
 
@@ -256,6 +264,12 @@ string_enum! {
 }
 string_enum! {
     pub enum ArticleState { Draft = "draft", InReview = "in_review", Approved = "approved", Archived = "archived", }
+}
+string_enum! {
+    pub enum DraftState { Pending = "pending", Approved = "approved", Rejected = "rejected", }
+}
+string_enum! {
+    pub enum ActionStatus { Proposed = "proposed", Done = "done", Declined = "declined", }
 }
 string_enum! {
     pub enum InvoiceLineKind { Subscription = "subscription", Proration = "proration", Usage = "usage", Credit = "credit", }
@@ -656,6 +670,13 @@ record! {
         Public audience: Audience,
         Staff state: ArticleState,
         Staff author_id: Option<UserId>,
+        /// A proposed edit of this (approved) article: approving the
+        /// revision copies its text onto the original and archives it.
+        #[serde(default)]
+        Staff revises: Option<ArticleId>,
+        /// The resolved conversation this article was drafted from.
+        #[serde(default)]
+        Staff from_conversation_id: Option<ConversationId>,
     }
     validate |a| {
         check_nonempty("title", &a.title)?;
@@ -838,4 +859,107 @@ record! {
         Staff read: bool,
     }
     validate |a| { check_nonempty("title", &a.title) }
+}
+
+/// Something an AI draft suggests doing for the customer. It runs only when
+/// a person approving the draft picks it and has the role for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ActionProposal {
+    /// Raise the subscription's seats to `seats`.
+    AddSeats { seats: u32 },
+    /// Move to another plan.
+    ChangePlan { plan_id: PlanId, plan_code: String },
+    /// Open a request for the account.
+    OpenRequest { kind: RequestKind, title: String },
+    /// Tell the customer about a feature their plan has that they have not
+    /// set up yet (the reply says it; nothing else changes).
+    PointToEntitlement { feature: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedAction {
+    pub action: ActionProposal,
+    /// Why it is proposed, for the reviewer.
+    pub reason: String,
+    pub status: ActionStatus,
+    /// What running it did (e.g. the request opened), or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// A passage a draft cites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftSource {
+    /// The `[n]` marker in the draft's text.
+    pub n: u32,
+    pub kind: Kind,
+    pub id: uuid::Uuid,
+    pub title: String,
+}
+
+record! {
+    /// A reply written for an incoming customer message by a composer, for a
+    /// person to approve (it is sent then), edit or reject. Staff only.
+    pub struct Draft {
+        id: DraftId,
+        account: |r| Some(r.account_id),
+        Staff account_id: AccountId,
+        Staff conversation_id: ConversationId,
+        /// The customer message it answers.
+        Staff message_id: MessageId,
+        Staff body: String,
+        Staff sources: Vec<DraftSource>,
+        /// Keys of the account facts it used (e.g. `seats`, `usage:api_calls`).
+        Staff facts: Vec<String>,
+        Staff actions: Vec<ProposedAction>,
+        /// `extractive` or `chat_completions`.
+        Staff composer: String,
+        Staff note: Option<String>,
+        /// 0–100; below the threshold the draft is marked `escalated`.
+        Staff confidence: u8,
+        Staff escalated: bool,
+        Staff state: DraftState,
+        Staff reviewer_id: Option<UserId>,
+        /// The agent message sent when the draft was approved.
+        Staff sent_message_id: Option<MessageId>,
+    }
+    validate |d| {
+        check_len("body", &d.body, 64 * 1024)?;
+        if d.confidence > 100 {
+            return Err(Invalid::new("confidence", "must be between 0 and 100"));
+        }
+        if d.state == DraftState::Approved && d.sent_message_id.is_none() {
+            return Err(Invalid::new("sent_message_id", "an approved draft has been sent"));
+        }
+        Ok(())
+    }
+}
+
+record! {
+    /// A question the AI could not answer with confidence, grouped by its
+    /// words, with how often it was asked. Staff only.
+    pub struct ContentGap {
+        id: ContentGapId,
+        account: |_r| None,
+        /// The first wording asked.
+        Staff question: String,
+        /// The question's analysed words, sorted: questions with the same
+        /// words are the same gap.
+        Staff key: String,
+        /// Up to five wordings seen.
+        Staff examples: Vec<String>,
+        Staff count: u32,
+        Staff product_area: String,
+        /// Plans of the accounts that asked.
+        Staff plans: Vec<String>,
+        Staff last_asked_at: Timestamp,
+        /// Set when an article covering it was written.
+        Staff resolved: bool,
+    }
+    validate |g| {
+        check_nonempty("question", &g.question)?;
+        check_len("question", &g.question, 2_000)?;
+        check_nonempty("key", &g.key)
+    }
 }

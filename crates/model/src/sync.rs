@@ -198,7 +198,7 @@ pub struct BootstrapPage<R = Map<String, Value>> {
 }
 
 /// The kinds a staff desktop mirrors, in bootstrap order (parents first).
-pub const BOOTSTRAP_KINDS: [Kind; 16] = [
+pub const BOOTSTRAP_KINDS: [Kind; 17] = [
     Kind::Plan,
     Kind::Team,
     Kind::User,
@@ -215,4 +215,6 @@ pub const BOOTSTRAP_KINDS: [Kind; 16] = [
     Kind::SlaPolicy,
     Kind::Automation,
     Kind::Alert,
+    // AI drafts waiting for review (staff only, like alerts).
+    Kind::Draft,
 ];

@@ -49,6 +49,8 @@ pub enum PortalError {
         "{0} replied since you opened this conversation; read their answer, then send again with force to reply anyway"
     )]
     NewerReply(String),
+    #[error("knowledge search failed: {0}")]
+    Knowledge(portico_knowledge::KnowledgeError),
 }
 
 /// OAuth 2.0 error codes (RFC 6749 §5.2), kept as their standard strings.
@@ -118,6 +120,7 @@ impl PortalError {
             PortalError::Unavailable => "unavailable",
             PortalError::UnsupportedProtocol { .. } => "unsupported_protocol",
             PortalError::NewerReply(_) => "newer_reply",
+            PortalError::Knowledge(k) => k.code(),
         }
     }
 
@@ -138,6 +141,7 @@ impl PortalError {
             PortalError::Unavailable => 503,
             PortalError::UnsupportedProtocol { .. } => 400,
             PortalError::NewerReply(_) => 409,
+            PortalError::Knowledge(_) => 500,
         }
     }
 

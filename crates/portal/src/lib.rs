@@ -3,6 +3,8 @@
 //! - [`store`]: embedded SQLite, the single write path and the change log.
 //! - [`api`]: the `/v1` HTTP API and OAuth endpoints (axum).
 //! - [`auth`]: passwords, sessions, OAuth code + PKCE, rotating refresh tokens.
+//! - [`knowledge`]: search (tantivy + offline embeddings), grounded answers,
+//!   AI drafts with human approval, content gaps, resolution into knowledge.
 //! - [`seed`]: deterministic demo data, from a handful of accounts to 100k
 //!   conversations and 1M messages for benchmarks.
 
@@ -11,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod invoices;
+pub mod knowledge;
 pub mod live;
 pub mod mail;
 pub mod seed;
@@ -33,6 +36,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let fan_out = live::spawn_fan_out(state.live.clone(), state.store.clone());
+    let drafter = knowledge::drafts::spawn_drafter(state.clone());
     let hub = state.live.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Live sockets never end on their own: close them when shutdown starts,
@@ -48,6 +52,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     fan_out.abort();
+    drafter.abort();
     result
 }
 

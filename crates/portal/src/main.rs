@@ -48,6 +48,27 @@ struct ServeArgs {
     secure_cookies: bool,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    ai: AiArgs,
+}
+
+/// AI answers and drafts through an OpenAI-compatible endpoint
+/// (docs/knowledge.md). Off unless a base URL is set: the built-in
+/// extractive composer answers, offline.
+#[derive(clap::Args, Clone)]
+struct AiArgs {
+    /// e.g. `https://api.openai.com/v1` or a local server's `/v1`.
+    #[arg(long, env = "PORTICO_AI_BASE_URL")]
+    ai_base_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, env = "PORTICO_AI_MODEL", default_value = "gpt-4o-mini")]
+    ai_model: String,
+    /// API key for the endpoint (sent as a Bearer token).
+    #[arg(long, env = "PORTICO_AI_KEY", hide_env_values = true)]
+    ai_key: Option<String>,
+    /// Seconds to wait for the endpoint before answering with the built-in composer.
+    #[arg(long, env = "PORTICO_AI_TIMEOUT_SECS", default_value_t = 20)]
+    ai_timeout_secs: u64,
 }
 
 /// The email channel (docs/email.md). Off unless a support address is set.
@@ -102,13 +123,6 @@ struct MailArgs {
     smtp_password: Option<String>,
 }
 
-/// Only the mail settings, read from the environment (for `demo` without arguments).
-#[derive(Parser)]
-struct MailFromEnv {
-    #[command(flatten)]
-    mail: MailArgs,
-}
-
 #[derive(clap::Args, Clone)]
 struct SeedArgs {
     /// Conversations to create.
@@ -148,11 +162,16 @@ fn main() -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let runtime = tokio::runtime::Runtime::new()?;
-    let command = cli.command.unwrap_or(Command::Demo(ServeArgs {
-        listen: "127.0.0.1:8080".parse()?,
-        secure_cookies: false,
-        mail: MailFromEnv::parse_from(["portal-core"]).mail,
-    }));
+    let command = match cli.command {
+        Some(c) => c,
+        // No subcommand: `demo` with its defaults and environment variables.
+        None => {
+            use clap::{Args, FromArgMatches};
+            let matches = ServeArgs::augment_args(clap::Command::new("demo"))
+                .try_get_matches_from(["demo"])?;
+            Command::Demo(ServeArgs::from_arg_matches(&matches)?)
+        }
+    };
     let state = portico_portal::open_state(&cli.db, clock.clone())
         .with_context(|| format!("opening {}", cli.db.display()))?;
     match command {
@@ -182,6 +201,20 @@ async fn run(
     demo: bool,
 ) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
+    if let Some(base_url) = &args.ai.ai_base_url {
+        let chat = portico_knowledge::compose::ChatCompletions::new(
+            portico_knowledge::compose::ChatConfig {
+                base_url: base_url.clone(),
+                model: args.ai.ai_model.clone(),
+                api_key: args.ai.ai_key.clone(),
+                timeout: std::time::Duration::from_secs(args.ai.ai_timeout_secs),
+                stream: false,
+            },
+        )
+        .context("configuring the AI endpoint")?;
+        state.knowledge.use_chat_completions(chat);
+        tracing::info!(%base_url, model = %args.ai.ai_model, "AI answers through a chat-completions endpoint");
+    }
     // Background work: SLA warnings and breaches, webhook deliveries.
     let every = std::time::Duration::from_secs(30);
     portico_portal::work::spawn_sla_sweeper(state.store.clone(), state.clock.clone(), every);

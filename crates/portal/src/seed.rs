@@ -194,7 +194,7 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
     let (plans, staff, teams) = store.write(Actor::SYSTEM, start, |w| {
         let plans = seed_plans(w, &mut ids, start)?;
         let (staff, teams) = seed_staff(w, &mut ids, start, &password_hash)?;
-        report.articles = seed_knowledge(w, &mut ids, &mut rng, start, &staff)?;
+        report.articles = seed_knowledge(w, &mut ids, start, &staff)?;
         seed_work_rules(w, &mut ids, start, &teams)?;
         Ok((plans, staff, teams))
     })?;
@@ -228,6 +228,12 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
         accounts.append(&mut batch);
     }
     report.accounts = size.accounts;
+    if let Some((first, _)) = accounts.first() {
+        let first = first.id;
+        store.write(Actor::SYSTEM, start, |w| {
+            seed_community(w, &mut ids, start, first)
+        })?;
+    }
     report.users += staff.len() as u32;
     tracing::info!(
         accounts = size.accounts,
@@ -516,89 +522,99 @@ fn seed_staff(
     Ok((staff, teams))
 }
 
-fn seed_knowledge(
-    w: &mut Writer<'_>,
-    ids: &mut Ids,
-    rng: &mut ChaCha8Rng,
-    at: Timestamp,
-    staff: &[User],
-) -> Result<u32> {
-    let plan_sets: &[&[&str]] = &[
-        &[],
-        &[],
-        &["business", "enterprise"],
-        &["enterprise"],
-        &["team", "business", "enterprise"],
-    ];
+/// The demo help centre (`demo_knowledge.json`): articles written for the
+/// questions customers ask most (seats, plans, invoices, usage, SSO), scoped
+/// by plan, version, locale and audience, in every editorial state; release
+/// notes (one unpublished) and community questions with accepted answers.
+const DEMO_KNOWLEDGE: &str = include_str!("demo_knowledge.json");
+
+#[derive(serde::Deserialize)]
+struct DemoKnowledge {
+    articles: Vec<DemoArticle>,
+    release_notes: Vec<DemoNote>,
+    community: Vec<DemoQuestion>,
+}
+
+#[derive(serde::Deserialize)]
+struct DemoArticle {
+    slug: String,
+    title: String,
+    summary: String,
+    body: String,
+    product_area: String,
+    plans: Vec<String>,
+    #[serde(default)]
+    versions: Vec<String>,
+    #[serde(default = "english")]
+    locale: String,
+    audience: Audience,
+    state: ArticleState,
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+#[derive(serde::Deserialize)]
+struct DemoNote {
+    title: String,
+    body: String,
+    version_tag: String,
+    product_area: String,
+    plans: Vec<String>,
+    published: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct DemoQuestion {
+    title: String,
+    body: String,
+    product_area: String,
+    answer: String,
+}
+
+/// The demo knowledge as stored articles would read (for tools and
+/// evaluations that need the slugs without a server).
+pub fn demo_article_slugs() -> Vec<String> {
+    let k: DemoKnowledge = serde_json::from_str(DEMO_KNOWLEDGE).expect("demo knowledge parses");
+    k.articles.into_iter().map(|a| a.slug).collect()
+}
+
+fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, staff: &[User]) -> Result<u32> {
+    let k: DemoKnowledge = serde_json::from_str(DEMO_KNOWLEDGE).expect("demo knowledge parses");
     let mut n = 0;
-    for (i, area) in PRODUCT_AREAS.iter().enumerate() {
-        for (j, topic) in [
-            "Getting started with",
-            "Troubleshooting",
-            "Limits and quotas for",
-            "Best practices for",
-            "Admin guide:",
-            "Known issues in",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let audience = match (i + j) % 6 {
-                0 => Audience::Public,
-                5 => Audience::Internal,
-                _ => Audience::Customers,
-            };
-            let state = match (i * 7 + j) % 10 {
-                0 => ArticleState::Draft,
-                1 => ArticleState::InReview,
-                9 => ArticleState::Archived,
-                _ => ArticleState::Approved,
-            };
-            let version = VERSIONS[(i + j) % VERSIONS.len()];
-            let title = format!("{topic} {area}");
-            let mut a = Article {
-                id: ids.at(at),
-                slug: format!(
-                    "{}-{}",
-                    area,
-                    title
-                        .to_lowercase()
-                        .replace([' ', ':'], "-")
-                        .replace("--", "-")
-                ),
-                title: title.clone(),
-                summary: format!("How {area} works on version {version} and what to check first."),
-                body: format!(
-                    "{title}.\n\nThis article covers {area} in version {version}. Open Settings → {area}, check the status panel, \
-                     and compare your plan's limits on the Usage page. If a limit is reached, an administrator can add seats or \
-                     change plan from Billing. Internal reference #{}.",
-                    rng.random_range(1000..9999)
-                ),
-                product_area: (*area).into(),
-                plans: plan_sets[(i + 2 * j) % plan_sets.len()]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                versions: vec![version.into()],
-                locale: "en".into(),
-                audience,
-                state,
-                author_id: staff.get(1).map(|u| u.id),
-                version: 0,
-                created_at: at,
-                updated_at: at,
-            };
-            w.insert(&mut a)?;
-            n += 1;
-        }
+    for d in k.articles {
+        let mut a = Article {
+            id: ids.at(at),
+            slug: d.slug,
+            title: d.title,
+            summary: d.summary,
+            body: d.body,
+            product_area: d.product_area,
+            plans: d.plans,
+            versions: d.versions,
+            locale: d.locale,
+            audience: d.audience,
+            state: d.state,
+            author_id: staff.get(1).map(|u| u.id),
+            revises: None,
+            from_conversation_id: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut a)?;
+        n += 1;
+    }
+    for d in k.release_notes {
         let mut note = ReleaseNote {
             id: ids.at(at),
-            title: format!("{} improvements", area),
-            body: format!("Faster {area} and fixes for reported issues."),
-            version_tag: VERSIONS[i % VERSIONS.len()].into(),
-            product_area: (*area).into(),
-            plans: vec![],
-            published: i % 4 != 3,
+            title: d.title,
+            body: d.body,
+            version_tag: d.version_tag,
+            product_area: d.product_area,
+            plans: d.plans,
+            published: d.published,
             version: 0,
             created_at: at,
             updated_at: at,
@@ -631,6 +647,65 @@ fn seed_knowledge(
     Ok(n)
 }
 
+/// Community questions with accepted answers (asked by the first account),
+/// and that account's onboarding progress: it has invited its team and
+/// built a dashboard, not yet connected an integration or set up SSO.
+fn seed_community(
+    w: &mut Writer<'_>,
+    ids: &mut Ids,
+    at: Timestamp,
+    first: AccountId,
+) -> Result<()> {
+    let k: DemoKnowledge = serde_json::from_str(DEMO_KNOWLEDGE).expect("demo knowledge parses");
+    let paths: Vec<OnboardingPath> =
+        crate::store::query(w, "SELECT data FROM onboarding_paths", [])?;
+    for p in paths {
+        let mut progress = OnboardingProgress {
+            id: ids.at(at),
+            account_id: first,
+            path_id: p.id,
+            completed_steps: vec!["invite_team".into(), "first_dashboard".into()],
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut progress)?;
+    }
+    for d in k.community {
+        let mut q = CommunityPost {
+            id: ids.at(at),
+            account_id: first,
+            author_name: "Community member".into(),
+            title: d.title,
+            body: d.body,
+            product_area: d.product_area.clone(),
+            parent_id: None,
+            accepted: false,
+            votes: 3,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut q)?;
+        let mut answer = CommunityPost {
+            id: ids.at(at),
+            account_id: first,
+            author_name: "Community member".into(),
+            title: String::new(),
+            body: d.answer,
+            product_area: d.product_area,
+            parent_id: Some(q.id),
+            accepted: true,
+            votes: 7,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut answer)?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn seed_account(
     w: &mut Writer<'_>,
@@ -657,10 +732,15 @@ fn seed_account(
         (format!("{n} {i}"), d)
     };
     // Acme is on Team so the demo can show seat and plan changes both ways.
-    let plan = if i == 0 {
-        &plans[1]
-    } else {
-        &plans[[0, 1, 1, 2, 2, 3][rng.random_range(0..6)]]
+    // The next three cover Starter, Business and Enterprise so every plan has
+    // a customer even in the smallest seed (plan-scoped knowledge, answers).
+    let random_plan = [0, 1, 1, 2, 2, 3][rng.random_range(0..6)];
+    let plan = match i {
+        0 => &plans[1],
+        1 => &plans[0],
+        2 => &plans[2],
+        3 => &plans[3],
+        _ => &plans[random_plan],
     };
     let (region, language) = REGIONS[rng.random_range(0..REGIONS.len())];
     let key = plan.tier >= 3 && rng.random_bool(0.5) || i == 0;
@@ -694,12 +774,15 @@ fn seed_account(
         updated_at: created,
     };
     // Seats: some accounts full, some with room.
-    let seats = match plan.code.as_str() {
+    let drawn = match plan.code.as_str() {
         "starter" => rng.random_range(plan.min_seats..=plan.max_seats),
         "team" => rng.random_range(5..=20),
         "business" => rng.random_range(12..=40),
         _ => rng.random_range(50..=80),
     };
+    // Acme: 10 seats with 8 users, whatever the generator drew, so the demo
+    // (and tests) can fill, add and upgrade from a known start.
+    let seats = if i == 0 { 10 } else { drawn };
     let users_wanted = if i == 0 {
         seats - 2
     } else if rng.random_bool(0.3) {
@@ -799,10 +882,15 @@ fn seed_account(
     report.users += users.len() as u32;
 
     for m in &plan.meters {
-        let used = match m.included {
+        let mut used = match m.included {
             Some(limit) => limit * rng.random_range(20..=130) / 100,
             None => rng.random_range(1_000..5_000_000),
         };
+        // Acme is near its API limit and well inside storage, so the demo's
+        // "why am I near my usage limit?" has one clear answer.
+        if i == 0 {
+            used = m.included.unwrap_or(0) * if m.meter == "api_calls" { 92 } else { 30 } / 100;
+        }
         let mut meter = UsageMeter {
             id: ids.at(created),
             account_id: account.id,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0004_webhooks.sql"),
     include_str!("../../../migrations/portal/0005_sync.sql"),
     include_str!("../../../migrations/portal/0006_mail.sql"),
+    include_str!("../../../migrations/portal/0007_knowledge.sql"),
 ];
 
 pub struct Store {

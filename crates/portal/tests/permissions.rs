@@ -127,6 +127,8 @@ fn fields(kind: Kind) -> &'static [(&'static str, Visibility)] {
         Kind::SlaPolicy => SlaPolicy::FIELDS,
         Kind::Automation => Automation::FIELDS,
         Kind::Alert => Alert::FIELDS,
+        Kind::Draft => Draft::FIELDS,
+        Kind::ContentGap => ContentGap::FIELDS,
     }
 }
 
@@ -164,6 +166,8 @@ fn hidden_because(kind: Kind, stored: &Value, who: &Who) -> Option<String> {
         Kind::AuditEvent => "the audit trail is for staff only",
         Kind::RoutingRule | Kind::SlaPolicy | Kind::Automation => "work rules are for staff only",
         Kind::Alert => "alerts are for staff only",
+        Kind::Draft => "AI drafts are reviewed by staff before anything is sent",
+        Kind::ContentGap => "content gaps are for staff only",
         Kind::Plan | Kind::CommunityPost => return None,
         Kind::Article if stored["state"] != "approved" => {
             "drafts, articles in review and archived articles stay with staff"

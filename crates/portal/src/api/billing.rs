@@ -186,51 +186,7 @@ async fn change(
     let v = viewer.clone();
     let (quote, sub, invoice) = st
         .write(Actor::from(&viewer), move |w| {
-            let (sub, quote) = price(w, &v, id, &change, at)?;
-            let mut next = billing::apply(&sub, &quote);
-            w.update(&mut next)?;
-            if next.seats != sub.seats {
-                let held = store::count_for_account(w, Kind::Seat, id)?;
-                crate::work::seats_changed(w, id, (held, held), (sub.seats, next.seats))?;
-            }
-            let invoice = if quote.total > 0 {
-                let mut inv = Invoice {
-                    id: w.new_id(),
-                    account_id: id,
-                    number: crate::invoices::next_number(w)?,
-                    status: InvoiceStatus::Open,
-                    currency: quote.currency.clone(),
-                    period_start: quote.proration_at,
-                    period_end: sub.current_period_end,
-                    issued_at: w.at(),
-                    due_at: w.at() + SignedDuration::from_hours(24 * INVOICE_DUE_DAYS),
-                    paid_at: None,
-                    lines: quote.lines.clone(),
-                    subtotal: quote.subtotal,
-                    tax_rate_bps: quote.tax_rate_bps,
-                    tax: quote.tax,
-                    total: quote.total,
-                    amount_due: quote.total,
-                    version: 0,
-                    created_at: w.at(),
-                    updated_at: w.at(),
-                };
-                w.insert(&mut inv)?;
-                Some(inv)
-            } else {
-                None
-            };
-            let action = if quote.from_plan_id == quote.to_plan_id {
-                "subscription.seats_changed"
-            } else {
-                "subscription.plan_changed"
-            };
-            w.audit(
-                action,
-                &next,
-                serde_json::to_value(&quote).expect("quotes serialize"),
-            )?;
-            Ok((quote, next, invoice))
+            apply_change(w, &v, id, &change, at)
         })
         .await?;
     let subscription =
@@ -241,6 +197,64 @@ async fn change(
         subscription,
         invoice,
     }))
+}
+
+/// Prices and applies a change of plan and/or seats inside the caller's
+/// transaction: the subscription, the invoice for what is due now, the
+/// threshold automations and the audit event. Shared by the billing API and
+/// approved AI draft actions, so both follow the same rules.
+pub(crate) fn apply_change(
+    w: &mut crate::store::Writer<'_>,
+    v: &Viewer,
+    id: AccountId,
+    change: &SubscriptionChange,
+    at: jiff::Timestamp,
+) -> Result<(Quote, Subscription, Option<Invoice>)> {
+    let (sub, quote) = price(w, v, id, change, at)?;
+    let mut next = billing::apply(&sub, &quote);
+    w.update(&mut next)?;
+    if next.seats != sub.seats {
+        let held = store::count_for_account(w, Kind::Seat, id)?;
+        crate::work::seats_changed(w, id, (held, held), (sub.seats, next.seats))?;
+    }
+    let invoice = if quote.total > 0 {
+        let mut inv = Invoice {
+            id: w.new_id(),
+            account_id: id,
+            number: crate::invoices::next_number(w)?,
+            status: InvoiceStatus::Open,
+            currency: quote.currency.clone(),
+            period_start: quote.proration_at,
+            period_end: sub.current_period_end,
+            issued_at: w.at(),
+            due_at: w.at() + SignedDuration::from_hours(24 * INVOICE_DUE_DAYS),
+            paid_at: None,
+            lines: quote.lines.clone(),
+            subtotal: quote.subtotal,
+            tax_rate_bps: quote.tax_rate_bps,
+            tax: quote.tax,
+            total: quote.total,
+            amount_due: quote.total,
+            version: 0,
+            created_at: w.at(),
+            updated_at: w.at(),
+        };
+        w.insert(&mut inv)?;
+        Some(inv)
+    } else {
+        None
+    };
+    let action = if quote.from_plan_id == quote.to_plan_id {
+        "subscription.seats_changed"
+    } else {
+        "subscription.plan_changed"
+    };
+    w.audit(
+        action,
+        &next,
+        serde_json::to_value(&quote).expect("quotes serialize"),
+    )?;
+    Ok((quote, next, invoice))
 }
 
 async fn list_invoices(

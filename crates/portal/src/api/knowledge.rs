@@ -1,21 +1,91 @@
-//! Knowledge-base articles, scoped by audience, plan and approval state.
+//! Knowledge-base articles, scoped by audience, plan and approval state;
+//! search over articles, release notes and community posts; resolved
+//! conversations into draft articles or revisions.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use portico_model::wire::{ArticleInput, Page};
 use portico_model::*;
 use serde_json::{Map, Value};
 
 use super::{ApiError, AppState, Auth, Json, PageQuery, Path, Query, authorize, shape};
-use crate::error::Result;
+use crate::error::{PortalError, Result};
+use crate::knowledge::index::{self, SearchParams};
+use crate::knowledge::resolve;
 use crate::store::{self, Actor};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/articles", get(list).post(create))
         .route("/v1/articles/{id}", get(read).put(update))
+        .route("/v1/articles/{id}/diff", get(revision_diff))
+        .route("/v1/search", get(search))
+        .route("/v1/conversations/{id}/knowledge", post(from_conversation))
+}
+
+/// Full-text + semantic search over the knowledge the viewer may read.
+async fn search(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    let mode = p.mode;
+    let (store, k) = (st.store.clone(), st.knowledge.clone());
+    let hits = tokio::task::spawn_blocking(move || index::search(&store, &k, &viewer, &p))
+        .await
+        .map_err(|_| PortalError::Unavailable)??;
+    Ok(Json(serde_json::json!({ "items": hits, "mode": mode })))
+}
+
+/// A revision's proposed change as a unified diff against the article it
+/// revises (staff: revisions are drafts).
+async fn revision_diff(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<ArticleId>,
+) -> Result<Json<Value>, ApiError> {
+    let (rev, original) = st
+        .read(move |c| {
+            let rev: Article = store::require(c, id.0)?;
+            let original = match rev.revises {
+                Some(o) => Some(store::require::<Article>(c, o.0)?),
+                None => None,
+            };
+            Ok((rev, original))
+        })
+        .await?;
+    let _ = shape(&viewer, &rev)?;
+    let Some(original) = original else {
+        return Err(Invalid::new("id", "this article is not a revision of another").into());
+    };
+    Ok(Json(serde_json::json!({
+        "article_id": original.id,
+        "revision_id": rev.id,
+        "diff": resolve::diff(&original.body, &rev.body),
+    })))
+}
+
+/// Drafts an article (or a revision of one) from a resolved conversation.
+async fn from_conversation(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<ConversationId>,
+    Json(input): Json<resolve::Resolve>,
+) -> Result<(StatusCode, Json<resolve::Resolution>), ApiError> {
+    let v = viewer.clone();
+    let (article, diff) = st
+        .write(Actor::from(&viewer), move |w| {
+            resolve::resolve(w, &v, id, input)
+        })
+        .await?;
+    let article = redact(&viewer, &article)
+        .ok_or_else(|| PortalError::not_found(Kind::Article, article.id))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(resolve::Resolution { article, diff }),
+    ))
 }
 
 /// Articles the viewer may read, newest first. Hidden rows are skipped while
@@ -95,6 +165,8 @@ async fn create(
                 audience: input.audience,
                 state,
                 author_id: Some(v.user_id),
+                revises: None,
+                from_conversation_id: None,
                 version: 0,
                 created_at: w.at(),
                 updated_at: w.at(),
@@ -137,6 +209,9 @@ async fn update(
             a.locale = input.locale;
             a.audience = input.audience;
             a.state = state;
+            if let (Some(original), ArticleState::Approved) = (a.revises, state) {
+                return apply_revision(w, a, original);
+            }
             w.update(&mut a)?;
             w.audit(
                 "article.updated",
@@ -147,4 +222,38 @@ async fn update(
         })
         .await?;
     Ok(shape(&viewer, &article)?)
+}
+
+/// Approving a revision publishes its text on the article it revises (which
+/// keeps its id and slug, so links stay) and archives the revision.
+fn apply_revision(
+    w: &mut crate::store::Writer<'_>,
+    mut revision: Article,
+    original: ArticleId,
+) -> Result<Article> {
+    let mut a: Article = store::require(w, original.0)?;
+    let before = a.body.clone();
+    a.title = revision.title.clone();
+    a.summary = revision.summary.clone();
+    a.body = revision.body.clone();
+    a.product_area = revision.product_area.clone();
+    a.plans = revision.plans.clone();
+    a.versions = revision.versions.clone();
+    a.locale = revision.locale.clone();
+    a.audience = revision.audience;
+    a.state = ArticleState::Approved;
+    w.update(&mut a)?;
+    w.audit(
+        "article.revision_applied",
+        &a,
+        serde_json::json!({ "revision_id": revision.id, "diff": resolve::diff(&before, &a.body) }),
+    )?;
+    revision.state = ArticleState::Archived;
+    w.update(&mut revision)?;
+    w.audit(
+        "article.updated",
+        &revision,
+        serde_json::json!({ "state_to": "archived", "applied_to": a.id }),
+    )?;
+    Ok(a)
 }

@@ -5,7 +5,8 @@
 //! `{"error": {"code", "message", "field"?}}` with a stable code.
 
 mod accounts;
-mod billing;
+mod ai;
+pub(crate) mod billing;
 pub(crate) mod conversations;
 mod directory;
 mod knowledge;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Hub>,
     /// The email channel's settings; `None` when mail is not configured.
     pub mail: Option<Arc<crate::mail::MailSettings>>,
+    /// Search library, composer and drafter wake-ups.
+    pub knowledge: Arc<crate::knowledge::Knowledge>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             secure_cookies: false,
             live: Arc::default(),
             mail: None,
+            knowledge: Arc::default(),
         }
     }
 
@@ -90,6 +94,7 @@ impl AppState {
         if out.is_ok() {
             // Committed: live clients get the change now, not at the next poll.
             self.live.wake();
+            self.knowledge.wake();
         }
         out
     }
@@ -115,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::routes())
         .merge(requests::routes())
         .merge(knowledge::routes())
+        .merge(ai::routes())
         .merge(directory::routes())
         .merge(sync::routes())
         .merge(rules::routes())
