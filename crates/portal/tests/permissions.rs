@@ -767,7 +767,47 @@ fn rare_kinds(srv: &TestServer) {
                     created_at: at,
                     updated_at: at,
                 })?;
+                let message: Message = portico_portal::store::query(
+                    w,
+                    "SELECT data FROM messages WHERE account_id = ?1 AND data ->> '$.kind' = 'customer' LIMIT 1",
+                    [account_id.to_string()],
+                )?
+                .remove(0);
+                w.insert(&mut Draft {
+                    id: w.new_id(),
+                    account_id,
+                    conversation_id: message.conversation_id,
+                    message_id: message.id,
+                    body: "Here is how to export.".into(),
+                    sources: vec![],
+                    facts: vec!["seats".into()],
+                    actions: vec![],
+                    composer: "extractive".into(),
+                    note: None,
+                    confidence: 80,
+                    escalated: false,
+                    state: DraftState::Pending,
+                    reviewer_id: None,
+                    sent_message_id: None,
+                    version: 0,
+                    created_at: at,
+                    updated_at: at,
+                })?;
             }
+            w.insert(&mut ContentGap {
+                id: w.new_id(),
+                question: "Can I pay in seashells?".into(),
+                key: "pai seashel".into(),
+                examples: vec!["Can I pay in seashells?".into()],
+                count: 2,
+                product_area: "billing".into(),
+                plans: vec!["team".into()],
+                last_asked_at: at,
+                resolved: false,
+                version: 0,
+                created_at: at,
+                updated_at: at,
+            })?;
             for (plans, published) in [
                 (vec!["team"], true),
                 (vec!["enterprise"], true),

@@ -80,6 +80,11 @@ impl Extractive {
         let mut picked: Vec<(usize, usize, f32, String)> = Vec::new();
         for (rank, sentences) in all.iter().enumerate() {
             let s = &g.sources[rank];
+            // Title words help pick sentences only from a passage that is
+            // about the question at all.
+            let on_topic = text::terms(&format!("{} {}", s.title, s.text))
+                .iter()
+                .any(|t| q.contains(t));
             let mut scored: Vec<(usize, f32, String)> = sentences
                 .iter()
                 .cloned()
@@ -92,7 +97,7 @@ impl Extractive {
                         .filter_map(|w| weights.get(w).map(|x| x * idf(w)))
                         .sum();
                     // At least one word of the question itself.
-                    (asked > 0 || (rank == 0 && shared >= 1.0)).then(|| {
+                    (asked > 0 || (rank == 0 && on_topic && shared >= 1.0)).then(|| {
                         // Shared words matter most; a short, dense sentence
                         // beats a long one with the same words; earlier
                         // passages rank higher.
