@@ -96,7 +96,7 @@ async fn ask(
                     return Ok(None);
                 }
                 let subject: String = q.chars().take(120).collect();
-                let conv = super::conversations::open_in(
+                let mut conv = super::conversations::open_in(
                     w,
                     &v,
                     account,
@@ -107,8 +107,11 @@ async fn ask(
                         body: q,
                         product_area: area.unwrap_or_default(),
                     },
-                    vec![ESCALATED_TAG.into()],
+                    None,
                 )?;
+                // Marks it for the drafter: this question is already a gap.
+                conv.tags.push(ESCALATED_TAG.into());
+                w.update(&mut conv)?;
                 Ok(Some(conv.id))
             })
             .await?;
