@@ -10,15 +10,17 @@ use tantivy::tokenizer::{
 pub const ANALYZER: &str = "portico_en";
 
 /// Lucene's English stop words plus the words every question has ("how do
-/// I", "my", "what"): they say nothing about the topic and would otherwise
-/// match most documents.
+/// I", "my", "what") and the pieces of contractions: they say nothing about
+/// the topic and would otherwise match most documents.
 const STOP_WORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
     "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
     "they", "this", "to", "was", "will", "with", "how", "do", "does", "did", "i", "me", "my", "we",
     "our", "us", "you", "your", "what", "where", "when", "why", "which", "who", "can", "could",
     "should", "would", "am", "been", "has", "have", "had", "so", "from", "about", "any", "all",
-    "get", "please", "hi", "hello", "thanks", "there's", "it's", "i'm",
+    "get", "please", "hi", "hello", "thanks",
+    // What the tokenizer leaves of contractions ("where's", "don't", "I'm").
+    "s", "t", "d", "m", "ll", "re", "ve",
 ];
 
 /// Lower case, ASCII folding, stop words out, English stemming.

@@ -205,6 +205,12 @@ async fn answers(srv: &TestServer, set: &Value, composer: &str) -> AnswerFigures
             f.leaks
                 .push(format!("[{composer}] {question}: another account's name"));
         }
+        if std::env::var("EVAL_VERBOSE").is_ok() {
+            println!(
+                "[{composer}] {question}\n  cited {cited:?} facts {facts:?} confidence {}",
+                a["confidence"]
+            );
+        }
         let graded = !expect_cite.is_empty()
             || !expect_facts.is_empty()
             || item["must"].as_array().is_some_and(|m| !m.is_empty());

@@ -19,7 +19,7 @@ const MAX_PER_SOURCE: usize = 2;
 /// Weight of a word from the best passage's title that the question lacks.
 const TITLE_WORD_WEIGHT: f32 = 0.5;
 /// Sentences scoring below this share of the best one are dropped.
-const KEEP_ABOVE_BEST: f32 = 0.5;
+const KEEP_ABOVE_BEST: f32 = 0.6;
 /// Passages considered (they come best first).
 const MAX_SOURCES: usize = 3;
 /// A passage this similar to the question is quoted from its opening even
