@@ -58,6 +58,9 @@ pub struct BootstrapReport {
     pub load_ms: u64,
     pub wait_ms: u64,
     pub write_ms: u64,
+    /// Of `load_ms`: remaking the indexes and triggers and filling the
+    /// inbox list rows at the end.
+    pub finish_ms: u64,
     /// Rows put in the search index afterwards, and the time it took.
     pub indexed: u64,
     pub index_ms: u64,
@@ -463,6 +466,7 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
         inner.emit_status();
     }
     let snapshot = state.snapshot.unwrap_or(0);
+    let finishing = std::time::Instant::now();
     {
         let mut db = inner.db();
         let tx = db.mirror.conn_mut().transaction()?;
@@ -473,6 +477,7 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
         tx.commit()?;
     }
     report.snapshot = snapshot;
+    report.finish_ms = finishing.elapsed().as_millis() as u64;
     report.load_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         pages = report.pages,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use portico_model::sync::{MAX_PUSH, Mutation, MutationOp, SYNC_PROTOCOL};
 use portico_model::validate::{check_len, check_nonempty, check_tag};
-use portico_model::wire::{ChangeOp, ChangesPage, ErrorBody};
+use portico_model::wire::{ChangeOp, ChangesPage, ErrorBody, Page};
 use portico_model::{
     ConversationId, ConversationStatus, Invalid, Kind, MessageId, Priority, UserId,
 };
@@ -1064,6 +1064,7 @@ impl Engine {
                 )
             })
             .unwrap_or_default();
+        let mut arrived = std::collections::BTreeSet::new();
         loop {
             let after = report.cursor;
             let page: ChangesPage = inner
@@ -1081,6 +1082,12 @@ impl Engine {
                 return Ok(Pulled::Resync);
             }
             check_changes(&page, after, inner.pull_page)?;
+            arrived.extend(
+                page.changes
+                    .iter()
+                    .filter(|c| c.kind == Kind::Conversation && c.op == ChangeOp::Upsert)
+                    .map(|c| c.id),
+            );
             let (touched, cursor) = {
                 let mut db = inner.db();
                 let tx = db.mirror.conn_mut().transaction()?;
@@ -1103,9 +1110,115 @@ impl Engine {
                 inner.emit_outbox();
             }
             if !page.has_more {
+                self.fill_missing_messages(arrived).await?;
                 return Ok(Pulled::Done(report));
             }
         }
+    }
+}
+
+/// Messages read through the API per request when filling a conversation.
+const FILL_PAGE: usize = 200;
+
+impl Engine {
+    /// Conversations that changed in this pull but hold fewer messages here
+    /// than they count get their messages read through the API and applied
+    /// like feed changes. This is how a conversation that *entered* the
+    /// viewer's view (moved into a team-access agent's team) brings its
+    /// earlier messages: the feed only carries what was posted after. A
+    /// conversation that left the view meanwhile (404) is skipped; the
+    /// feed's removal follows. (A customer's count includes internal notes
+    /// they never get, so theirs are re-read when the conversation changes.)
+    async fn fill_missing_messages(
+        &self,
+        conversations: std::collections::BTreeSet<uuid::Uuid>,
+    ) -> Result<()> {
+        use rusqlite::OptionalExtension;
+        for id in conversations {
+            let missing = {
+                let db = self.inner.db();
+                let conn = db.mirror.conn();
+                let counted: Option<i64> = conn
+                    .query_row(
+                        "SELECT data ->> '$.message_count' FROM records WHERE kind = 'conversation' AND id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                let held: i64 = conn.query_row(
+                    "SELECT count(*) FROM records WHERE kind = 'message' AND conversation_id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )?;
+                counted.is_some_and(|c| held < c)
+            };
+            if !missing {
+                continue;
+            }
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/v1/conversations/{id}/messages?limit={FILL_PAGE}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!(
+                        "&cursor={}",
+                        url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+                    ));
+                }
+                let page: Page<Map<String, Value>> =
+                    match self.inner.api.get(&path, "messages").await {
+                        Ok(p) => p,
+                        Err(EngineError::Server { status: 404, .. }) => break,
+                        Err(e) => return Err(e),
+                    };
+                let mut changes = Vec::with_capacity(page.items.len());
+                for row in page.items {
+                    let parsed = row
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse().ok());
+                    let version = row
+                        .get("version")
+                        .and_then(Value::as_u64)
+                        .filter(|v| *v > 0);
+                    let (Some(mid), Some(version)) = (parsed, version) else {
+                        return Err(EngineError::Malformed {
+                            what: "messages",
+                            detail: "a message without a valid id and version".into(),
+                        });
+                    };
+                    changes.push(portico_model::wire::Change {
+                        seq: 0,
+                        kind: Kind::Message,
+                        id: mid,
+                        op: ChangeOp::Upsert,
+                        version,
+                        row: Some(row),
+                    });
+                }
+                let ids: Vec<(Kind, uuid::Uuid)> = changes.iter().map(|c| (c.kind, c.id)).collect();
+                let page_changes = ChangesPage {
+                    protocol: SYNC_PROTOCOL,
+                    changes,
+                    next_after: 0,
+                    has_more: false,
+                    last_mutation_id: None,
+                    resync: false,
+                };
+                {
+                    let mut db = self.inner.db();
+                    let tx = db.mirror.conn_mut().transaction()?;
+                    Mirror::apply_in(&tx, &page_changes)?;
+                    tx.commit()?;
+                }
+                self.inner.emit_records(ids);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -692,6 +692,44 @@ async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates()
         staff_row(&srv.conversation(conv)),
         "the change made after the snapshot arrived by pull"
     );
+    // What the bulk load set aside across the crash is back: the same
+    // indexes and triggers as a fresh store, every list row, a live and
+    // complete search index.
+    let schema = |p: &Path| -> Vec<(String, String)> {
+        let c = rusqlite::Connection::open(p).unwrap();
+        let mut stmt = c
+            .prepare("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        schema(&path),
+        schema(&fresh_path),
+        "the schema is whole again"
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM inbox"),
+        count("SELECT count(*) FROM records WHERE kind = 'conversation'"),
+        "every conversation has its list row"
+    );
+    assert_eq!(count("SELECT live FROM search_state"), 1, "search is live");
+    assert_eq!(
+        count("SELECT count(*) FROM search_docs"),
+        count(
+            "SELECT count(*) FROM records WHERE kind IN ('account', 'conversation', 'message', 'article')"
+        ),
+        "every searchable record is indexed"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM sync_state WHERE key = 'derived'"),
+        0,
+        "nothing is left set aside"
+    );
 }
 
 /// The server dies while applying a push of 100 mutations; some are
@@ -1104,6 +1142,37 @@ async fn unreadable_newer_and_half_migrated_stores_are_rebuilt() {
         0,
         "and sent once the store is rebuilt"
     );
+
+    // An older store (written by an app that knew only the first schema
+    // version) is migrated forward, not thrown away, and then loads.
+    let older = dir.path().join("older.db");
+    {
+        let c = rusqlite::Connection::open(&older).unwrap();
+        c.execute_batch(include_str!("../../../migrations/inbox/0001_mirror.sql"))
+            .unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let e = engine_at(&older, &srv.base, &token);
+    assert!(
+        e.last_rebuild().is_none(),
+        "an older schema is migrated, not rebuilt"
+    );
+    e.sync_now().await.unwrap();
+    assert!(e.count(Kind::Conversation).unwrap() > 0, "and then loads");
+
+    // An older version number over a newer schema: migrating fails, so the
+    // store is rebuilt, keeping its queue.
+    let lying = prepare("lying.db");
+    rusqlite::Connection::open(&lying)
+        .unwrap()
+        .pragma_update(None, "user_version", 2)
+        .unwrap();
+    let e = engine_at(&lying, &srv.base, &token);
+    let info = e
+        .last_rebuild()
+        .expect("a schema that does not match its version is detected");
+    assert_eq!(info.reason, RebuildReason::HalfMigrated);
+    assert_eq!(e.pending_count().unwrap(), 1, "the readable outbox is kept");
 
     let healthy = prepare("healthy.db");
     let e = engine_at(&healthy, &srv.base, &token);
@@ -2209,4 +2278,37 @@ async fn a_team_agent_mirrors_its_teams_and_a_team_move_resyncs_to_the_new_one()
             "Billing's conversation {id} is no longer on Kai's desktop"
         );
     }
+
+    // A Billing conversation moved into Technical arrives on the next pull
+    // with every message it had before the move, not only later ones.
+    let entering = srv
+        .query::<Conversation>("SELECT data FROM conversations", &[])
+        .into_iter()
+        .find(|c| {
+            c.team_id == Some(billing) && c.assignee_id != Some(kai.id) && c.message_count > 1
+        })
+        .expect("another Billing conversation with a thread");
+    let r = reqwest::Client::new()
+        .patch(format!("{}/v1/conversations/{}", srv.base, entering.id))
+        .bearer_auth(srv.token("lead@portico.test"))
+        .json(&serde_json::json!({ "team_id": technical }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report = e.sync_now().await.unwrap();
+    assert!(!report.resynced);
+    assert_eq!(
+        message_ids(&e, entering.id),
+        srv.messages(entering.id)
+            .iter()
+            .map(|m| m.id.to_string())
+            .collect::<Vec<_>>(),
+        "the conversation that entered Kai's team brought its whole thread"
+    );
+    assert_eq!(
+        local_ids(&path, Kind::Message),
+        messages_of(&srv, &worked_by(&srv, technical, kai.id)),
+        "Kai's mirror holds exactly the messages of Technical's conversations"
+    );
 }

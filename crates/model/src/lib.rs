@@ -22,6 +22,7 @@ pub mod wire;
 pub use ids::*;
 pub use policy::{
     Action, Denied, Visibility, Visible, authorize, in_conversation_scope, redact, redact_row,
+    redact_text,
 };
 pub use records::*;
 pub use role::{ConversationAccess, Role, Viewer};

@@ -355,9 +355,7 @@ async fn bootstrap(
                     last = Some(id);
                     continue;
                 }
-                let value: serde_json::Value =
-                    serde_json::from_str(&data).map_err(|source| PortalError::Corrupt { kind, source })?;
-                let shaped = redact_row(&v, kind, &value).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
+                let shaped = redact_text(&v, kind, &data).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
                 out.extend(shaped);
                 last = Some(id);
             }
