@@ -12,7 +12,8 @@
 //!
 //! 1. the floor: raw IMAP fetch of every mail (`UID FETCH` of `BODY.PEEK[]`
 //!    in batches of 50, exactly the fetcher's commands), bytes discarded;
-//! 2. ingest: `mail::imap::fetch_new` into a seeded store on disk — fetch,
+//! 2. for the breakdown, parsing and sanitizing those bytes alone;
+//! 3. ingest: `mail::imap::fetch_new` into a seeded store on disk — fetch,
 //!    parse, sanitize, thread, match the sender, write the conversation or
 //!    message through the write path with routing/SLA/assignment, and move
 //!    the mailbox position, one transaction per mail.
@@ -162,6 +163,11 @@ fn main() {
             "| raw IMAP fetch (floor) | {n} | {:.2} | {:.0} |",
             raw.as_secs_f64(),
             n as f64 / raw.as_secs_f64()
+        );
+        println!(
+            "| parse + sanitize only (no storage) | {n} | {:.2} | {:.0} |",
+            parse.as_secs_f64(),
+            n as f64 / parse.as_secs_f64()
         );
         println!(
             "| ingest (fetch + parse + write path) | {n} | {:.2} | {:.0} |",

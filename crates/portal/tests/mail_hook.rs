@@ -759,3 +759,53 @@ async fn staff_verify_domains_but_not_public_mail_providers() {
     assert_eq!(out["disposition"], "held");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_written_offline_goes_out_once_when_pushed() {
+    let s = server().await;
+    let first = post_mail(
+        &s,
+        &mail(
+            "admin@acme.test",
+            "Offline",
+            "off1@acme.test",
+            "",
+            "Anyone there?",
+        ),
+    )
+    .await;
+    let conv_id = first["conversation_id"].as_str().unwrap().to_owned();
+    let agent = s.client_as("agent@portico.test").await;
+    s.clock.advance(jiff::SignedDuration::from_secs(60));
+    let message_id = uuid::Uuid::now_v7();
+    let batch = json!({
+        "protocol": portico_model::sync::SYNC_PROTOCOL,
+        "client_id": uuid::Uuid::now_v7(),
+        "mutations": [{ "id": 1, "op": { "type": "reply", "conversation_id": conv_id, "message_id": message_id, "body": "Written on the train." } }]
+    });
+    // The desktop comes back online and pushes; the answer is lost; it pushes again.
+    for _ in 0..3 {
+        let resp = agent
+            .post(s.url("/v1/sync/push"))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(
+        count(
+            &s,
+            &format!("SELECT count(*) FROM mail_outbound WHERE message_id = '{message_id}'")
+        ),
+        1,
+        "queued once"
+    );
+    let reply: Message = s
+        .records::<Message>(&format!("id = '{message_id}'"))
+        .pop()
+        .unwrap();
+    assert_eq!(reply.delivery.unwrap().status, DeliveryStatus::Queued);
+    assert_eq!(reply.email.unwrap().to, vec!["admin@acme.test"]);
+    s.stop().await;
+}

@@ -30,8 +30,36 @@ use crate::store::{Actor, Store};
 /// How long one IDLE lasts before it is renewed.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
-/// Mails fetched per `UID FETCH` command.
+/// Mails fetched per `UID FETCH` command, at most.
 const FETCH_BATCH: usize = 50;
+
+/// Bytes fetched per `UID FETCH` command, at most (one mail may exceed it
+/// alone): bounds memory when a mailbox holds many large mails.
+const FETCH_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// Splits `(uid, size)` pairs into fetch batches by count and bytes. A mail
+/// over [`MAX_MESSAGE_BYTES`] counts as the head that is read of it.
+fn batches(pending: &[(u32, u32)]) -> Vec<&[(u32, u32)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, &(_, size)) in pending.iter().enumerate() {
+        let size = size as usize;
+        let read = if size > MAX_MESSAGE_BYTES {
+            HEAD_BYTES
+        } else {
+            size
+        };
+        if i > start && (i - start == FETCH_BATCH || bytes + read > FETCH_BATCH_BYTES) {
+            out.push(&pending[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += read;
+    }
+    if start < pending.len() {
+        out.push(&pending[start..]);
+    }
+    out
+}
 
 /// Why a fetch pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +232,7 @@ pub async fn fetch_new<T: Stream>(
     if !pending.is_empty() {
         tracing::info!(mailbox = %key, new = pending.len(), "fetching new mail");
     }
-    for batch in pending.chunks(FETCH_BATCH) {
+    for batch in batches(&pending) {
         let (big, small): (Vec<_>, Vec<_>) = batch
             .iter()
             .partition(|(_, size)| *size as usize > MAX_MESSAGE_BYTES);
@@ -341,5 +369,26 @@ async fn watch(
             tokio::time::sleep(config.poll).await;
             session.noop().await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        let small: Vec<(u32, u32)> = (1..=120).map(|u| (u, 2_000)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![50, 50, 20]);
+        let mb = 1024 * 1024;
+        let big = vec![(1, 20 * mb), (2, 20 * mb), (3, 100 * mb), (4, 1_000)];
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(
+            sizes,
+            vec![1, 3],
+            "20 + 20 MB is over the budget; an over-size mail counts as its head"
+        );
+        assert!(batches(&[]).is_empty());
     }
 }
