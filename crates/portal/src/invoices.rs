@@ -10,7 +10,8 @@ pub fn money(amount: i64, currency: &str) -> String {
     format!("{sign}{currency} {}.{:02}", abs / 100, abs % 100)
 }
 
-fn escape(s: &str) -> String {
+/// Text for HTML: the characters that could start markup or end an attribute.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -128,7 +128,17 @@ async fn email_to_support_becomes_a_conversation_and_replies_thread_both_ways() 
     assert_eq!(conv.account_id, acme.id, "on the sender's account");
     assert_eq!(conv.channel, Channel::Email);
 
-    // 2. An agent answers in Portico; the outbox sends it over SMTP.
+    // 2. The team has its signature; an agent answers in Portico; the outbox
+    //    sends it over SMTP.
+    let team = conv.team_id.expect("routed to a team");
+    let admin = s.client_as("admin@portico.test").await;
+    let resp = admin
+        .put(s.url(&format!("/v1/mail/signatures/{team}")))
+        .json(&json!({ "signature": "-- \nThe Frontline team at Portico" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     s.clock.advance(jiff::SignedDuration::from_secs(60));
     let agent = s.client_as("agent@portico.test").await;
     let resp = agent
@@ -188,8 +198,27 @@ async fn email_to_support_becomes_a_conversation_and_replies_thread_both_ways() 
     );
     let text = got.body_text(0).unwrap();
     assert!(
-        text.contains("Restarted it on our side.") && text.contains("Portico Support"),
-        "plain text with signature: {text}"
+        text.contains("Restarted it on our side.")
+            && text.contains("The Frontline team at Portico"),
+        "plain text with the team's signature: {text}"
+    );
+    assert!(
+        got.body_html(0)
+            .unwrap()
+            .contains("The Frontline team at Portico"),
+        "the HTML part too"
+    );
+    let from_name = got
+        .from()
+        .unwrap()
+        .first()
+        .unwrap()
+        .name()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        from_name.contains("Portico Support"),
+        "the agent at the desk: {from_name}"
     );
     assert!(got.text_body_count() >= 1 && got.html_body_count() >= 1);
     assert!(

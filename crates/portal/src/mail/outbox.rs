@@ -373,8 +373,8 @@ fn build(
     let text = format!("{}\n\n{}\n", msg.body.trim_end(), signature);
     let html = format!(
         "<div>{}</div><br><div>{}</div>",
-        escape(msg.body.trim_end()).replace('\n', "<br>\n"),
-        escape(&signature).replace('\n', "<br>\n")
+        html_lines(msg.body.trim_end()),
+        html_lines(&signature)
     );
     let mut b = lettre::Message::builder()
         .from(from)
@@ -403,11 +403,9 @@ fn jiff_to_system(t: Timestamp) -> std::time::SystemTime {
     std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millisecond().max(0) as u64)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Plain text as HTML: escaped, lines joined by `<br>`.
+fn html_lines(text: &str) -> String {
+    crate::invoices::escape(text).replace('\n', "<br>\n")
 }
 
 /// Stores an attempt's outcome on the outbox row and on the message.
