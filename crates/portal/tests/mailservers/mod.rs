@@ -18,9 +18,26 @@ pub struct MailServers {
     pub imap_port: u16,
     pub lmtp_port: u16,
     pub smtp_port: u16,
-    dovecot: Child,
-    relay: Child,
+    // Field order is drop order: the relay, then Dovecot, then the folder.
+    relay: Stopped,
+    dovecot: Stopped,
     dir: tempfile::TempDir,
+}
+
+/// A server process stopped (SIGTERM, then reaped) when dropped, also when a
+/// test panics half-way through starting the servers: none is left running.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SIGTERM: Dovecot's master stops its children too (SIGKILL would
+        // orphan them); Python exits on it.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
 }
 
 fn dovecot_binary() -> Option<PathBuf> {
@@ -147,28 +164,32 @@ service anvil {{
         );
         let conf_path = root.join("dovecot.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let dovecot = Command::new(dovecot)
-            .arg("-F")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(root.join("dovecot.stderr")).unwrap())
-            .spawn()
-            .expect("starting dovecot");
+        let dovecot = Stopped(
+            Command::new(dovecot)
+                .arg("-F")
+                .arg("-c")
+                .arg(&conf_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(root.join("dovecot.stderr")).unwrap())
+                .spawn()
+                .expect("starting dovecot"),
+        );
         wait_for_port(imap_port, "dovecot IMAP", &log);
         wait_for_port(lmtp_port, "dovecot LMTP", &log);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mailservers/relay.py");
-        let mut relay = Command::new(python())
-            .arg(script)
-            .arg(lmtp_port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(root.join("relay.log")).unwrap())
-            .spawn()
-            .expect("starting the aiosmtpd relay");
+        let mut relay = Stopped(
+            Command::new(python())
+                .arg(script)
+                .arg(lmtp_port.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(root.join("relay.log")).unwrap())
+                .spawn()
+                .expect("starting the aiosmtpd relay"),
+        );
         let mut line = String::new();
-        BufReader::new(relay.stdout.take().unwrap())
+        BufReader::new(relay.0.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         let smtp_port: u16 = line
@@ -261,17 +282,4 @@ fn chown_to_mail(p: &Path) {
         "chown mail:mail {} (tests run as root, as in CI)",
         p.display()
     );
-}
-
-impl Drop for MailServers {
-    fn drop(&mut self) {
-        let _ = self.relay.kill();
-        let _ = self.relay.wait();
-        // SIGTERM: the master stops its children too (SIGKILL would orphan them).
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.dovecot.id().to_string())
-            .status();
-        let _ = self.dovecot.wait();
-    }
 }
