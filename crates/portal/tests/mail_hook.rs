@@ -809,3 +809,63 @@ async fn a_reply_written_offline_goes_out_once_when_pushed() {
     assert_eq!(reply.email.unwrap().to, vec!["admin@acme.test"]);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_mail_that_cannot_be_placed_is_kept_as_rejected() {
+    let s = server().await;
+    // A user whose account is gone (inconsistent data): placing fails inside
+    // the write path; the mail must still be kept, not bounced back as an error.
+    let mut ghost = s.user_with_role(Role::CustomerMember, Some(s.acme().id));
+    ghost.id = UserId(uuid::Uuid::now_v7());
+    ghost.email = "ghost@nowhere.test".into();
+    ghost.account_id = Some(AccountId(uuid::Uuid::now_v7()));
+    let data = serde_json::to_string(&ghost).unwrap();
+    s.state
+        .store
+        .write_raw(|c| {
+            c.execute(
+                "INSERT INTO users (id, account_id, version, data) VALUES (?1, ?2, 1, ?3)",
+                rusqlite::params![
+                    ghost.id.to_string(),
+                    ghost.account_id.unwrap().to_string(),
+                    data
+                ],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let conversations = count(&s, "SELECT count(*) FROM conversations");
+    let out = post_mail(
+        &s,
+        &mail(
+            "ghost@nowhere.test",
+            "Boo",
+            "ghost1@nowhere.test",
+            "",
+            "Hello?",
+        ),
+    )
+    .await;
+    assert_eq!(out["disposition"], "rejected", "{out}");
+    assert!(
+        out["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be placed"),
+        "{out}"
+    );
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM conversations"),
+        conversations,
+        "nothing half-written"
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM mail_inbound WHERE disposition = 'rejected' AND instr(raw, 'ghost1@nowhere.test') > 0"
+        ),
+        1,
+        "the mail is kept with its bytes"
+    );
+    s.stop().await;
+}

@@ -93,11 +93,12 @@ async fn inbound(
     let mut received = Received::new("hook", raw);
     received.size = size;
     let identity = mail.identity.clone();
+    let at = st.clock.now();
     let outcome: Outcome = st
-        .write(Actor::SYSTEM, move |w| {
-            ingest::receive(w, &identity, &received)
-        })
+        .blocking(move |store| ingest::store_received(store, at, &identity, &received, |_| Ok(())))
         .await?;
+    // Committed: live clients hear of the new conversation now.
+    st.live.wake();
     tracing::info!(disposition = ?outcome.disposition, conversation = ?outcome.conversation_id, "mail received by hook");
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)).into_response())
 }

@@ -25,7 +25,7 @@ use super::ingest::{self, Received};
 use super::{HEAD_BYTES, MAX_MESSAGE_BYTES, MailIdentity};
 use crate::clock::Clock;
 use crate::error::PortalError;
-use crate::store::{Actor, Store};
+use crate::store::Store;
 
 /// How long one IDLE lasts before it is renewed.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
@@ -295,24 +295,9 @@ async fn store_one(
             )?;
             Ok(())
         };
-        let first = store.write(Actor::SYSTEM, at, |w| {
-            let o = ingest::receive(w, &identity, &mail)?;
-            advance(w)?;
-            Ok(o)
-        });
-        match first {
-            Ok(o) => {
-                tracing::debug!(uid, disposition = ?o.disposition, "mail stored");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(uid, error = %e, "mail could not be placed; kept as rejected");
-                store.write(Actor::SYSTEM, at, |w| {
-                    ingest::reject(w, &mail, &format!("could not be placed: {e}"))?;
-                    advance(w)
-                })
-            }
-        }
+        let o = ingest::store_received(&store, at, &identity, &mail, advance)?;
+        tracing::debug!(uid, disposition = ?o.disposition, "mail stored");
+        Ok(())
     })
     .await
     .map_err(|_| FetchError::Store(PortalError::Unavailable))?

@@ -609,6 +609,36 @@ pub fn link_contact(
     Ok(out)
 }
 
+/// Receives `mail` in its own write transaction at `at`, together with
+/// `also` (moving a mailbox position). If placing it fails, the mail is
+/// logged as `rejected` (bytes kept) with `also` in a second transaction, so
+/// one bad mail never blocks the ones behind it and is never lost. Errors
+/// are storage errors only.
+pub fn store_received(
+    store: &crate::store::Store,
+    at: jiff::Timestamp,
+    identity: &MailIdentity,
+    mail: &Received,
+    also: impl Fn(&Writer<'_>) -> Result<()>,
+) -> Result<Outcome> {
+    let first = store.write(crate::store::Actor::SYSTEM, at, |w| {
+        let o = receive(w, identity, mail)?;
+        also(w)?;
+        Ok(o)
+    });
+    match first {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            tracing::error!(source = %mail.source, error = %e, "mail could not be placed; kept as rejected");
+            store.write(crate::store::Actor::SYSTEM, at, |w| {
+                let o = reject(w, mail, &format!("could not be placed: {e}"))?;
+                also(w)?;
+                Ok(o)
+            })
+        }
+    }
+}
+
 /// Logs a mail that could not be placed (a storage-level failure while
 /// placing it) as `rejected`, keeping its bytes for a later look.
 pub fn reject(w: &mut Writer<'_>, mail: &Received, why: &str) -> Result<Outcome> {
