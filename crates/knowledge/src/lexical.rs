@@ -2,9 +2,10 @@
 //!
 //! Text is analysed by [`crate::text::analyzer`] (lower case, ASCII folding,
 //! stop words out, English stemming), so "seats", "Seat" and "seating" meet.
-//! Each query word matches exactly (BM25) or, from five letters on, within
-//! an edit distance (one, or two from nine letters) at a lower weight: typo
-//! tolerance without letting short words match everything. Quoted text is a
+//! Each query word matches exactly (BM25); a word the index has never seen
+//! (a typo, most likely) of five letters or more also matches within an
+//! edit distance (one, or two from nine letters) at a lower weight: typo
+//! tolerance without letting short or correctly spelled words fan out. Quoted text is a
 //! phrase. Facets are raw `STRING` fields; filters are constant-score clauses
 //! so they select without changing the ranking.
 
@@ -205,7 +206,7 @@ impl Lexical {
         out
     }
 
-    fn text_query(&self, query: &str) -> Result<Box<dyn Query>> {
+    fn text_query(&self, query: &str, searcher: &tantivy::Searcher) -> Result<Box<dyn Query>> {
         let f = self.fields;
         let (phrases, words) = text::split_phrases(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -244,6 +245,13 @@ impl Lexical {
         // Loose words: any may match; more matches rank higher.
         let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for term in text::terms(&words) {
+            // A word the index knows was most likely typed as meant: fuzzy
+            // expansion (a walk of the term dictionary per field, the bulk
+            // of a query's cost) is only for words it has never seen.
+            let mut known = false;
+            for field in [f.title, f.summary, f.body] {
+                known |= searcher.doc_freq(&Term::from_field_text(field, &term))? > 0;
+            }
             for (field, boost) in [
                 (f.title, TITLE_BOOST),
                 (f.summary, SUMMARY_BOOST),
@@ -254,6 +262,7 @@ impl Lexical {
                     Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs));
                 any.push((Occur::Should, Box::new(BoostQuery::new(exact, boost))));
                 let distance = match term.chars().count() {
+                    _ if known => 0,
                     0..=4 => 0,
                     5..=8 => 1,
                     _ => 2,
@@ -277,10 +286,10 @@ impl Lexical {
     }
 
     pub fn search(&self, query: &str, filter: &Filter, limit: usize) -> Result<Vec<LexicalHit>> {
-        let mut clauses = vec![(Occur::Must, self.text_query(query)?)];
+        let searcher = self.reader.searcher();
+        let mut clauses = vec![(Occur::Must, self.text_query(query, &searcher)?)];
         clauses.extend(self.filter_clauses(filter));
         let q = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
         let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?;
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {

@@ -22,8 +22,9 @@ const TITLE_WORD_WEIGHT: f32 = 0.5;
 const KEEP_ABOVE_BEST: f32 = 0.6;
 /// Passages considered (they come best first).
 const MAX_SOURCES: usize = 3;
-/// A passage this similar to the question is quoted from its opening even
-/// when no sentence shares a word with it ("paraphrase" questions).
+/// The best passage, when this similar to the question, is quoted from its
+/// opening even when no sentence shares a word with it ("paraphrase"
+/// questions). Only the best: a neighbouring topic's opening is noise.
 const QUOTE_OPENING_AT: f32 = 0.55;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,6 +109,7 @@ impl Extractive {
                 })
                 .collect();
             if scored.is_empty()
+                && rank == 0
                 && s.similarity.is_some_and(|x| x >= QUOTE_OPENING_AT)
                 && let Some(first) = sentences.first()
             {
