@@ -282,6 +282,13 @@ fn set_state(tx: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Page cache during a bootstrap and a search index build, in KiB as
+/// SQLite takes it (negative): 64 MiB, against SQLite's default of 2 MB.
+pub(crate) const BULK_CACHE_KIB: i64 = -65_536;
+
+/// SQLite's default page cache (2 MB), put back after a bulk step.
+pub(crate) const DEFAULT_CACHE_KIB: i64 = -2_000;
+
 /// An index or trigger on `records`, kept aside during a bootstrap.
 #[derive(Debug, Serialize, Deserialize)]
 struct Derived {
@@ -392,6 +399,12 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
     let started = std::time::Instant::now();
     let mut state = {
         let mut db = inner.db();
+        // A bigger page cache for the load: the inserts, and above all the
+        // sorts that remake the indexes at the end, spill far less. Put
+        // back when the load is done (the desktop's memory budget).
+        db.mirror
+            .conn()
+            .pragma_update(None, "cache_size", BULK_CACHE_KIB)?;
         let tx = db.mirror.conn_mut().transaction()?;
         search::suspend_indexing_in(&tx)?;
         suspend_derived(&tx)?;
@@ -475,6 +488,9 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
         set_state(&tx, "bootstrapped", &snapshot.to_string())?;
         tx.execute("DELETE FROM sync_state WHERE key = 'bootstrap'", [])?;
         tx.commit()?;
+        db.mirror
+            .conn()
+            .pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)?;
     }
     report.snapshot = snapshot;
     report.finish_ms = finishing.elapsed().as_millis() as u64;

@@ -944,6 +944,9 @@ impl Engine {
         let inner = self.inner.clone();
         let mut build = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut db = inner.db();
+            db.mirror
+                .conn()
+                .pragma_update(None, "cache_size", bootstrap::BULK_CACHE_KIB)?;
             let tx = db.mirror.conn_mut().transaction()?;
             let build = crate::search::IndexBuild::start_in(&tx)?;
             tx.commit()?;
@@ -971,6 +974,11 @@ impl Engine {
                 break;
             }
         }
+        self.inner.db().mirror.conn().pragma_update(
+            None,
+            "cache_size",
+            bootstrap::DEFAULT_CACHE_KIB,
+        )?;
         self.inner.set_indexing(None);
         let ms = started.elapsed().as_millis() as u64;
         tracing::info!(rows = build.done, ms, "search index built");
