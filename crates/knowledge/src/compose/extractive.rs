@@ -58,6 +58,13 @@ impl Extractive {
                 weights.entry(t).or_insert(TITLE_WORD_WEIGHT);
             }
         }
+        // And the words of the facts being quoted: "SSO is not included in
+        // the Team plan" makes the plan comparison the passage to quote.
+        for s in &out {
+            for t in text::terms(&s.text) {
+                weights.entry(t).or_insert(TITLE_WORD_WEIGHT);
+            }
+        }
         // A word found in many of the passages' sentences ("set",
         // "workspace") says little about which sentence answers: weigh each
         // by its inverse sentence frequency.
