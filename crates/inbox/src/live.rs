@@ -97,7 +97,9 @@ async fn session(
         .parse()
         .map_err(|_| "the token is not a valid header".to_owned())?;
     req.headers_mut().insert("authorization", bearer);
-    let (ws, _) = tokio_tungstenite::connect_async(req)
+    // No Nagle: chat frames are small and must leave at once, not wait for
+    // the ACK of the previous one.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let (mut sink, mut stream) = ws.split();

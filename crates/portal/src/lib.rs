@@ -39,6 +39,14 @@ pub async fn serve(
     let drafter = knowledge::drafts::spawn_drafter(state.clone());
     let hub = state.live.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Live sockets stream many small frames: with Nagle's algorithm on, a
+    // frame written while the previous one is unacknowledged waits for the
+    // peer's (delayed) ACK, up to 40 ms on Linux. Send each frame at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     // Live sockets never end on their own: close them when shutdown starts,
     // so graceful shutdown can finish the in-flight requests and return.
     let shutdown = async move {
@@ -51,7 +59,7 @@ pub async fn serve(
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    fan_out.abort();
+    drop(fan_out);
     drafter.abort();
     result
 }

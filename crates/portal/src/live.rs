@@ -2,8 +2,9 @@
 //! carrying committed changes (redacted per viewer, tagged with `seq`) and
 //! ephemeral signals (typing, presence for collision detection, reads).
 //!
-//! Each connection has a bounded outgoing queue and the hub never waits on a
-//! client. A burst that overflows a queue skips that client's changes and
+//! Changes come from the store as each transaction commits (see
+//! [`spawn_fan_out`]). Each connection has a bounded outgoing queue and the
+//! hub never waits on a client. A burst that overflows a queue skips that client's changes and
 //! tells it `lagged` (it pulls the rest over HTTP); a client that stops
 //! reading altogether is closed with `TOO_SLOW`. Either way one slow client
 //! never delays the others.
@@ -23,9 +24,9 @@ use portico_model::*;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::api::AppState;
-use crate::api::sync::{RawChange, read_changes, read_raw, shape_change};
+use crate::api::sync::{read_changes, shape_change};
 use crate::error::{PortalError, Result};
-use crate::store::{self, Store};
+use crate::store::{self, RawChange, Store};
 
 /// Frames queued per connection before it counts as too slow.
 pub const QUEUE: usize = 256;
@@ -53,6 +54,11 @@ struct Conn {
 #[derive(Default)]
 struct State {
     conns: HashMap<u64, Conn>,
+    /// Staff connections: they may see every account's changes.
+    staff: HashSet<u64>,
+    /// Customer connections by account, so a change is offered only to the
+    /// connections that could see it instead of scanning all of them.
+    customers: HashMap<Option<AccountId>, HashSet<u64>>,
     /// Who is viewing each conversation, by connection.
     presence: HashMap<ConversationId, HashMap<u64, live::Viewer>>,
 }
@@ -80,7 +86,7 @@ impl Default for Hub {
 }
 
 impl Hub {
-    /// Tells the fan-out task new changes are committed.
+    /// Runs the periodic checks (stalled clients, pending `lagged`) now.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -109,6 +115,15 @@ impl Hub {
     ) -> (u64, Arc<AtomicU64>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let progress = Arc::new(AtomicU64::new(self.now_ms()));
+        let mut st = self.state.lock().unwrap();
+        if viewer.is_staff() {
+            st.staff.insert(id);
+        } else {
+            st.customers
+                .entry(viewer.account_id)
+                .or_default()
+                .insert(id);
+        }
         let conn = Conn {
             viewer,
             tx,
@@ -117,7 +132,7 @@ impl Hub {
             close,
             subscriptions: HashSet::new(),
         };
-        self.state.lock().unwrap().conns.insert(id, conn);
+        st.conns.insert(id, conn);
         (id, progress)
     }
 
@@ -141,7 +156,16 @@ impl Hub {
     fn unregister(&self, id: u64) {
         let left: Vec<ConversationId> = {
             let mut st = self.state.lock().unwrap();
-            st.conns.remove(&id);
+            if let Some(conn) = st.conns.remove(&id) {
+                st.staff.remove(&id);
+                let account = conn.viewer.account_id;
+                if let Some(ids) = st.customers.get_mut(&account) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        st.customers.remove(&account);
+                    }
+                }
+            }
             let mut left = Vec::new();
             for (conv, viewers) in st.presence.iter_mut() {
                 if viewers.remove(&id).is_some() {
@@ -189,36 +213,57 @@ impl Hub {
         }
     }
 
-    /// Sends a committed change to every connection whose viewer may see it.
-    fn fan_out(&self, raw: &RawChange) {
-        let mut st = self.state.lock().unwrap();
-        // Every staff member with access to all conversations sees a change
-        // the same way: shape it once. Team access is shaped per viewer.
-        let mut for_staff: Option<Option<portico_model::wire::Change>> = None;
-        let account = raw.account_id.as_deref();
-        for conn in st.conns.values_mut() {
-            let viewer = &conn.viewer;
-            // Another account's row can never reach a customer: skip it
-            // without parsing (the community is public, so it is shaped).
-            if !viewer.is_staff()
-                && raw.kind != Kind::CommunityPost
-                && account.is_some()
-                && account != viewer.account_id.map(|a| a.to_string()).as_deref()
-            {
-                continue;
+    /// Sends committed changes to every connection whose viewer may see
+    /// them. Called in commit order with the store's writer held, so it
+    /// never waits: each connection's queue takes the frame or skips it.
+    fn fan_out(&self, changes: &[RawChange]) {
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+        for raw in changes {
+            // Staff with access to all conversations see a change the same
+            // way: shape it once. Team access is shaped per viewer.
+            let mut for_all: Option<Option<portico_model::wire::Change>> = None;
+            for id in &st.staff {
+                let Some(conn) = st.conns.get_mut(id) else {
+                    continue;
+                };
+                let sees_all = conn.viewer.access == portico_model::ConversationAccess::All;
+                let shaped = match (&for_all, sees_all) {
+                    (Some(c), true) => Ok(c.clone()),
+                    (None, true) => {
+                        shape_change(&conn.viewer, raw).inspect(|c| for_all = Some(c.clone()))
+                    }
+                    (_, false) => shape_change(&conn.viewer, raw),
+                };
+                match shaped {
+                    Ok(Some(change)) => Self::offer_change(conn, change),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for live staff")
+                    }
+                }
             }
-            let sees_all =
-                viewer.is_staff() && viewer.access == portico_model::ConversationAccess::All;
-            let shaped = match (&for_staff, sees_all) {
-                (Some(c), true) => Ok(c.clone()),
-                (None, true) => shape_change(viewer, raw).inspect(|c| for_staff = Some(c.clone())),
-                (_, false) => shape_change(viewer, raw),
+            // Customers: only the account's own connections, unless the row
+            // belongs to no account or is in the (public) community.
+            let customers: Vec<u64> = match raw.account_id.as_deref() {
+                Some(a) if raw.kind != Kind::CommunityPost => a
+                    .parse::<AccountId>()
+                    .ok()
+                    .and_then(|a| st.customers.get(&Some(a)))
+                    .map(|ids| ids.iter().copied().collect())
+                    .unwrap_or_default(),
+                _ => st.customers.values().flatten().copied().collect(),
             };
-            match shaped {
-                Ok(Some(change)) => Self::offer_change(conn, change),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for a live client")
+            for id in customers {
+                let Some(conn) = st.conns.get_mut(&id) else {
+                    continue;
+                };
+                match shape_change(&conn.viewer, raw) {
+                    Ok(Some(change)) => Self::offer_change(conn, change),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for a live client")
+                    }
                 }
             }
         }
@@ -263,52 +308,36 @@ impl Hub {
     }
 }
 
-/// Fans committed changes out to live clients: woken after each write, and
-/// every 250 ms (writes outside the API, lagging clients to tell, stalls).
-pub fn spawn_fan_out(hub: Arc<Hub>, store: Arc<Store>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let st = store.clone();
-        let mut cursor = tokio::task::spawn_blocking(move || {
-            st.read(|c| {
-                Ok(
-                    c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?,
-                )
-            })
-        })
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or(0);
+/// Connects the hub to the store: every committed transaction's changes are
+/// fanned out as it commits (no read back from the change log, no extra
+/// task hop), and a periodic task closes stalled clients and tells lagging
+/// ones to pull. Dropping the returned handle disconnects both.
+pub fn spawn_fan_out(hub: Arc<Hub>, store: Arc<Store>) -> FanOut {
+    let h = hub.clone();
+    store.set_commit_listener(Some(Arc::new(move |changes: &[RawChange]| {
+        h.fan_out(changes)
+    })));
+    let sweeper = tokio::spawn(async move {
         loop {
             let _ = tokio::time::timeout(Duration::from_millis(250), hub.wake.notified()).await;
             hub.reap_stalled();
             hub.flush_lagged();
-            loop {
-                let st = store.clone();
-                let after = cursor;
-                let batch =
-                    tokio::task::spawn_blocking(move || st.read(|c| read_raw(c, after, 500, None)))
-                        .await;
-                let batch = match batch {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "live fan-out cannot read the change log");
-                        break;
-                    }
-                    Err(_) => break,
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                for raw in &batch {
-                    hub.fan_out(raw);
-                }
-                cursor = batch.last().map_or(cursor, |r| r.seq);
-            }
         }
-    })
+    });
+    FanOut { store, sweeper }
+}
+
+/// The hub's connection to the store; see [`spawn_fan_out`].
+pub struct FanOut {
+    store: Arc<Store>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FanOut {
+    fn drop(&mut self) {
+        self.store.set_commit_listener(None);
+        self.sweeper.abort();
+    }
 }
 
 /// A token bucket for the frames one client may send.
@@ -669,7 +698,6 @@ async fn handle(
                 .await;
             match result {
                 Ok(_) => {
-                    hub.wake();
                     let _ = tx.send(ServerFrame::Ack { message_id }).await;
                 }
                 Err(e) => {

@@ -608,3 +608,104 @@ async fn agents_see_each_other_and_the_traffic_cop_warns() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_sign_in_gets_401_before_any_socket() {
+    let srv = TestServer::start().await;
+    let url = format!("{}/v1/live", srv.base.replace("http", "ws"));
+    for token in [None, Some("not-a-token")] {
+        let mut req = url.as_str().into_client_request().unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 401, "token {token:?} is refused with 401")
+            }
+            other => panic!("token {token:?} must be refused, got {other:?}"),
+        }
+    }
+    assert_eq!(srv.state.live.connections(), 0, "no socket was opened");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn chat_over_the_socket_keeps_order_and_carries_typing_and_reads() {
+    let srv = TestServer::start().await;
+    let conv = acme_conversation(&srv);
+    let mut customer = connect(&srv, &token(&srv, "admin@acme.test").await).await;
+    let mut agent = connect(&srv, &token(&srv, "agent@portico.test").await).await;
+    for ws in [&mut customer, &mut agent] {
+        send(
+            ws,
+            &ClientFrame::Subscribe {
+                conversation_id: conv.id,
+            },
+        )
+        .await;
+        until_pong(ws).await;
+    }
+
+    // A burst of sends (within the rate limit) reaches the agent in order.
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let id = MessageId(Uuid::now_v7());
+        sent.push(id.0);
+        send(
+            &mut customer,
+            &ClientFrame::Send {
+                conversation_id: conv.id,
+                message_id: id,
+                body: format!("line {i}"),
+                after_message_id: None,
+                force: false,
+            },
+        )
+        .await;
+    }
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        got.extend(message_ids(&[next(&mut agent).await], conv.id));
+    }
+    assert_eq!(got, sent, "the agent sees the customer's lines in order");
+
+    // Typing and read receipts reach the other side, named.
+    send(
+        &mut agent,
+        &ClientFrame::Typing {
+            conversation_id: conv.id,
+            typing: true,
+        },
+    )
+    .await;
+    let last = MessageId(*sent.last().unwrap());
+    send(
+        &mut agent,
+        &ClientFrame::Read {
+            conversation_id: conv.id,
+            message_id: last,
+        },
+    )
+    .await;
+    until_pong(&mut agent).await;
+    let frames = until_pong(&mut customer).await;
+    let staff = srv
+        .records::<User>("data ->> '$.email' = 'agent@portico.test'")
+        .remove(0);
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Typing { conversation_id, user_id, name, typing: true } if *conversation_id == conv.id && *user_id == staff.id && *name == staff.name)),
+        "the customer sees the agent typing: {frames:?}"
+    );
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Read { message_id, user_id, .. } if *message_id == last && *user_id == staff.id)),
+        "the customer sees the agent read the last line: {frames:?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Presence { .. })),
+        "who-is-viewing is for staff only: {frames:?}"
+    );
+    srv.stop().await;
+}

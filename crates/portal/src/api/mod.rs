@@ -92,8 +92,8 @@ impl AppState {
             .await
             .map_err(|_| PortalError::Unavailable)?;
         if out.is_ok() {
-            // Committed: live clients get the change now, not at the next poll.
-            self.live.wake();
+            // Live clients got the changes as the transaction committed (the
+            // hub listens to the store); the drafter is woken here.
             self.knowledge.wake();
         }
         out

@@ -79,24 +79,7 @@ async fn changes(
     Ok(Json(page))
 }
 
-/// A conversation's team and assignee: what team access is decided on.
-pub type ParentScope = (Option<TeamId>, Option<UserId>);
-
-/// A change-log row as stored: the full record, before any redaction.
-#[derive(Debug, Clone)]
-pub struct RawChange {
-    pub seq: i64,
-    pub kind: Kind,
-    pub id: uuid::Uuid,
-    pub op: ChangeOp,
-    pub version: u64,
-    pub row: Option<serde_json::Value>,
-    pub account_id: Option<String>,
-    /// For a message: its conversation's team and assignee as they are now
-    /// (a message carries neither; staff with team access see a message
-    /// with its conversation, see `policy::in_conversation_scope`).
-    pub parent: Option<ParentScope>,
-}
+pub use crate::store::{ParentScope, RawChange, parent_scope};
 
 /// Up to `limit` change-log rows after `after`, in commit order. With
 /// `scope`, only that account's rows, global ones and the community (what a
@@ -168,18 +151,6 @@ pub fn read_raw(
         });
     }
     Ok(out)
-}
-
-/// A conversation's team and assignee as stored (text ids; an unreadable
-/// one counts as none, which only ever narrows what team access shows).
-fn parent_scope(
-    team: Option<String>,
-    assignee: Option<String>,
-) -> (Option<TeamId>, Option<UserId>) {
-    (
-        team.and_then(|t| t.parse().ok()).map(TeamId),
-        assignee.and_then(|a| a.parse().ok()).map(UserId),
-    )
 }
 
 /// The change as `viewer` may see it, or `None`. The one rule for the feed
