@@ -1,28 +1,48 @@
 //! Live hub under load: 1,000 concurrent customer↔agent chats and 10,000 idle
-//! sockets on one portal-core node.
+//! sockets on one portal-core node, next to a bare WebSocket floor measured in
+//! the same run under the same conditions.
 //!
 //! ```text
-//! cargo bench -p portico-portal --bench live_load -- [--chats 1000] [--secs 10] [--idle 10000]
+//! cargo bench -p portico-portal --bench live_load -- \
+//!     [--chats 1000] [--secs 10] [--rounds 3] [--every-ms 2000] [--idle 10000]
 //! ```
 //!
-//! portal-core runs as its own process (the release binary), so its memory is
-//! measured alone (VmRSS from /proc). Customers of 1,000 different accounts
-//! each send a chat message every `--every` seconds (default 2) over their
-//! socket; one agent
-//! socket receives every change; latency is customer `send` → the agent
-//! receiving that message's change (stored, redacted, fanned out). The floor
-//! in the same run: a bare tokio-tungstenite echo server, same number of
-//! clients, same rate, round-trip time.
+//! Three servers, each its own process with the same runtime (tokio's default
+//! multi-threaded one), the same axum WebSocket settings (4 KiB read buffer,
+//! no write buffer, 64 KiB frame limit) and `TCP_NODELAY`:
+//!
+//! - portal-core (the release binary, seeded with one account per chat);
+//! - the floor server: this bench binary re-run with `--floor-server`,
+//!   answering `/echo` (each text frame written straight back) and `/relay`
+//!   (each text frame queued to the one socket that joined with
+//!   `?agent=1`, the same customer → server → agent shape as a chat, with
+//!   no storage).
+//!
+//! The client side is identical for every path: 1,000 sockets (one per
+//! customer) each send the same `send` frame every `--every-ms`, staggered so
+//! the sends spread evenly (≈500 frames/s at the defaults), and every
+//! received frame is parsed as JSON. The paths take turns, `--secs` each,
+//! for `--rounds` rounds (echo, relay, hub, echo, relay, hub, …), so all
+//! three see the same background load on the machine; all sockets stay
+//! connected throughout. Latency is the time from `send` to: the echo
+//! arriving back (echo), the frame reaching the agent socket (relay), the
+//! agent socket receiving the message's change (hub: validated, stored
+//! durably with its change-log row, redacted, fanned out), and the sender
+//! receiving its `ack` (hub: the durable write alone).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use portico_model::live::{ClientFrame, ServerFrame};
+use portico_model::{ConversationId, MessageId};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -92,20 +112,272 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> String {
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Sink = SplitSink<Socket, Ws>;
 
-async fn live(base: &str, token: &str) -> Socket {
-    let mut req = format!("{}/v1/live", base.replace("http", "ws"))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+/// Opens a WebSocket with Nagle off, as every real client should.
+async fn open(url: &str, token: Option<&str>) -> Socket {
+    let mut req = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .unwrap()
+        .0
 }
 
-#[tokio::main]
-async fn main() {
+async fn live(base: &str, token: &str) -> Socket {
+    open(
+        &format!("{}/v1/live", base.replace("http", "ws")),
+        Some(token),
+    )
+    .await
+}
+
+/// The measured paths.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Path {
+    Echo,
+    Relay,
+    Hub,
+    HubAck,
+}
+
+impl Path {
+    fn label(self) -> &'static str {
+        match self {
+            Path::Echo => "floor: bare WebSocket echo round trip",
+            Path::Relay => "bare WebSocket relay customer → agent (no storage)",
+            Path::Hub => "customer → agent over portal-core (stored, fanned out)",
+            Path::HubAck => "customer send → ack over portal-core (durable write)",
+        }
+    }
+}
+
+/// Send times and the latencies seen by the readers, per path and round.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<HashMap<Uuid, Instant>>,
+    seen: Mutex<HashMap<(Path, usize), Vec<Duration>>>,
+    arrived: Mutex<HashSet<(Path, Uuid)>>,
+    round: std::sync::atomic::AtomicUsize,
+}
+
+impl Recorder {
+    fn hit(&self, path: Path, id: Uuid) {
+        let at = Instant::now();
+        let Some(t0) = self.sent.lock().unwrap().get(&id).copied() else {
+            return;
+        };
+        if !self.arrived.lock().unwrap().insert((path, id)) {
+            return;
+        }
+        let round = self.round.load(std::sync::atomic::Ordering::Relaxed);
+        self.seen
+            .lock()
+            .unwrap()
+            .entry((path, round))
+            .or_default()
+            .push(at - t0);
+    }
+
+    fn all(&self, path: Path) -> Vec<Duration> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|((p, _), _)| *p == path)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect()
+    }
+}
+
+/// Reads every frame of a socket, parsing each as the client would, and
+/// records the ids `pick` finds in it.
+fn read_all<F>(
+    mut stream: futures_util::stream::SplitStream<Socket>,
+    rec: Arc<Recorder>,
+    pick: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(&str) -> Option<(Path, Uuid)> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Ws::Text(t) = msg
+                && let Some((path, id)) = pick(&t)
+            {
+                rec.hit(path, id);
+            }
+        }
+    })
+}
+
+/// The frame a client sends to the echo or relay floor: the same `send`
+/// frame as a chat message, parsed back on arrival.
+fn pick_client_frame(path: Path) -> impl Fn(&str) -> Option<(Path, Uuid)> {
+    move |t| match serde_json::from_str::<ClientFrame>(t) {
+        Ok(ClientFrame::Send { message_id, .. }) => Some((path, message_id.0)),
+        _ => None,
+    }
+}
+
+/// Every client sends a chat `send` frame every `every`, staggered so the
+/// sends spread evenly, until `secs` have passed.
+async fn drive(
+    sinks: Vec<(Sink, ConversationId)>,
+    every: Duration,
+    secs: u64,
+    rec: Arc<Recorder>,
+) -> Vec<(Sink, ConversationId)> {
+    let n = sinks.len().max(1) as u64;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let tasks: Vec<_> = sinks
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut sink, conv))| {
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let mut at = start + every.mul_f64(i as f64 / n as f64);
+                while at < deadline {
+                    tokio::time::sleep_until(at.into()).await;
+                    let id = Uuid::now_v7();
+                    let frame = ClientFrame::Send {
+                        conversation_id: conv,
+                        message_id: MessageId(id),
+                        body: "Is there an update on my export?".into(),
+                        after_message_id: None,
+                        force: false,
+                    };
+                    let text = serde_json::to_string(&frame).unwrap();
+                    rec.sent.lock().unwrap().insert(id, Instant::now());
+                    if sink.send(Ws::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                    at += every;
+                }
+                (sink, conv)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// The floor server: a bare axum WebSocket echo and relay, run as its own
+/// process (this binary with `--floor-server`), configured like the hub.
+fn floor_server() {
+    use axum::extract::ws::{Message as AxWs, WebSocket, WebSocketUpgrade};
+    use axum::extract::{Query, State};
+    type Agent = Arc<Mutex<Option<tokio::sync::mpsc::Sender<axum::extract::ws::Utf8Bytes>>>>;
+
+    fn configured(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+        ws.max_message_size(portico_model::live::MAX_FRAME_BYTES)
+            .max_frame_size(portico_model::live::MAX_FRAME_BYTES)
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+    }
+    async fn echo(ws: WebSocketUpgrade) -> axum::response::Response {
+        configured(ws).on_upgrade(|mut socket: WebSocket| async move {
+            while let Some(Ok(m)) = socket.recv().await {
+                if let AxWs::Text(t) = m
+                    && socket.send(AxWs::Text(t)).await.is_err()
+                {
+                    break;
+                }
+            }
+        })
+    }
+    async fn relay(
+        State(agent): State<Agent>,
+        Query(q): Query<HashMap<String, String>>,
+        ws: WebSocketUpgrade,
+    ) -> axum::response::Response {
+        let is_agent = q.contains_key("agent");
+        configured(ws).on_upgrade(move |socket: WebSocket| async move {
+            let (mut sink, mut stream) = socket.split();
+            if is_agent {
+                // Like the hub: a bounded queue per connection, one writer.
+                let (tx, mut rx) = tokio::sync::mpsc::channel(portico_portal::live::QUEUE);
+                *agent.lock().unwrap() = Some(tx);
+                while let Some(t) = rx.recv().await {
+                    if sink.send(AxWs::Text(t)).await.is_err() {
+                        break;
+                    }
+                }
+            } else {
+                while let Some(Ok(m)) = stream.next().await {
+                    if let AxWs::Text(t) = m {
+                        let tx = agent.lock().unwrap().clone();
+                        if let Some(tx) = tx {
+                            let _ = tx.try_send(t);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap().port());
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = axum::Router::new()
+            .route("/echo", axum::routing::get(echo))
+            .route("/relay", axum::routing::get(relay))
+            .with_state(Agent::default());
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// Starts the floor server process and returns it with its base URL.
+fn start_floor_server() -> Server {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--floor-server")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .parse()
+        .expect("the floor server prints its port");
+    Server {
+        child,
+        base: format!("ws://127.0.0.1:{port}"),
+    }
+}
+
+fn stats(v: &mut [Duration]) -> (usize, f64, f64, f64) {
+    if v.is_empty() {
+        return (0, 0.0, 0.0, 0.0);
+    }
+    let max = v.iter().max().unwrap().as_secs_f64() * 1000.0;
+    (v.len(), pct(v, 0.5), pct(v, 0.99), max)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--floor-server") {
+        floor_server();
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
+
+async fn run() {
     let chats = arg("--chats", 1_000) as usize;
     let secs = arg("--secs", 10);
+    let rounds = arg("--rounds", 3) as usize;
     let idle = arg("--idle", 10_000) as usize;
     let every = Duration::from_millis(arg("--every-ms", 2_000));
     let bin = env!("CARGO_BIN_EXE_portal-core");
@@ -146,6 +418,7 @@ async fn main() {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
+    let floor = start_floor_server();
     let http = reqwest::Client::new();
     for _ in 0..100 {
         if http
@@ -163,33 +436,15 @@ async fn main() {
 
     // One customer admin per account, each with a chat conversation.
     let agent_token = login(&http, &server.base, "agent@portico.test").await;
-    let accounts: serde_json::Value = http
-        .get(format!("{}/v1/accounts?limit=200", server.base))
-        .bearer_auth(&agent_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let mut account_ids: Vec<String> = Vec::new();
-    let mut page = accounts;
+    let mut cursor: Option<String> = None;
     loop {
-        account_ids.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a["id"].as_str().unwrap().to_owned()),
-        );
-        let Some(next) = page["next_cursor"].as_str() else {
-            break;
+        let url = match &cursor {
+            Some(c) => format!("{}/v1/accounts?limit=200&cursor={c}", server.base),
+            None => format!("{}/v1/accounts?limit=200", server.base),
         };
-        page = http
-            .get(format!(
-                "{}/v1/accounts?limit=200&cursor={next}",
-                server.base
-            ))
+        let page: serde_json::Value = http
+            .get(url)
             .bearer_auth(&agent_token)
             .send()
             .await
@@ -197,6 +452,17 @@ async fn main() {
             .json()
             .await
             .unwrap();
+        account_ids.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
     }
     let mut customers = Vec::new();
     for id in account_ids.iter().take(chats) {
@@ -221,7 +487,15 @@ async fn main() {
         "signing in {} customers and opening their chats…",
         customers.len()
     );
-    let mut chat_sockets = Vec::new();
+    let rec = Arc::new(Recorder::default());
+    let mut readers = Vec::new();
+    let mut hub_sinks = Vec::new();
+    let mut echo_sinks = Vec::new();
+    let mut relay_sinks = Vec::new();
+    let pick_ack = |t: &str| match serde_json::from_str::<ServerFrame>(t) {
+        Ok(ServerFrame::Ack { message_id }) => Some((Path::HubAck, message_id.0)),
+        _ => None,
+    };
     for email in &customers {
         let token = login(&http, &server.base, email).await;
         let conv: serde_json::Value = http
@@ -234,117 +508,74 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        let conv_id = conv["id"].as_str().unwrap().to_owned();
-        chat_sockets.push((live(&server.base, &token).await, conv_id));
+        let conv: ConversationId = conv["id"].as_str().unwrap().parse().unwrap();
+        let (sink, stream) = live(&server.base, &token).await.split();
+        readers.push(read_all(stream, rec.clone(), pick_ack));
+        hub_sinks.push((sink, conv));
+        let (sink, stream) = open(&format!("{}/echo", floor.base), None).await.split();
+        readers.push(read_all(stream, rec.clone(), pick_client_frame(Path::Echo)));
+        echo_sinks.push((sink, conv));
+        let (sink, stream) = open(&format!("{}/relay", floor.base), None).await.split();
+        readers.push(read_all(stream, rec.clone(), |_| None));
+        relay_sinks.push((sink, conv));
     }
+    let (_agent_sink, agent) = live(&server.base, &agent_token).await.split();
+    readers.push(read_all(
+        agent,
+        rec.clone(),
+        |t| match serde_json::from_str::<ServerFrame>(t) {
+            Ok(ServerFrame::Change { change }) if change.kind == portico_model::Kind::Message => {
+                Some((Path::Hub, change.id))
+            }
+            _ => None,
+        },
+    ));
+    let (_relay_agent_sink, relay_agent) = open(&format!("{}/relay?agent=1", floor.base), None)
+        .await
+        .split();
+    readers.push(read_all(
+        relay_agent,
+        rec.clone(),
+        pick_client_frame(Path::Relay),
+    ));
+    // Let the relay register its agent before anyone sends.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    eprintln!("all sockets open (portal-core pid {pid}); measuring…");
 
-    // The agent receives every change; latency per message id.
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let mut agent = live(&server.base, &agent_token).await;
-    let (s2, l2) = (sent.clone(), latencies.clone());
-    let agent_task = tokio::spawn(async move {
-        while let Some(Ok(msg)) = agent.next().await {
-            if let Ws::Text(t) = msg
-                && let Ok(ServerFrame::Change { change }) = serde_json::from_str::<ServerFrame>(&t)
-                && let Some(t0) = s2.lock().unwrap().remove(&change.id.to_string())
-            {
-                l2.lock().unwrap().push(t0.elapsed());
-            }
+    let mut sent_by_path: HashMap<Path, HashSet<Uuid>> = HashMap::new();
+    for round in 0..rounds {
+        rec.round.store(round, std::sync::atomic::Ordering::Relaxed);
+        for path in [Path::Echo, Path::Relay, Path::Hub] {
+            let before: HashSet<Uuid> = rec.sent.lock().unwrap().keys().copied().collect();
+            let sinks = match path {
+                Path::Echo => &mut echo_sinks,
+                Path::Relay => &mut relay_sinks,
+                _ => &mut hub_sinks,
+            };
+            eprintln!("round {}: {path:?}", round + 1);
+            *sinks = drive(std::mem::take(sinks), every, secs, rec.clone()).await;
+            // Let the last frames of this turn arrive before the next path.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now: HashSet<Uuid> = rec.sent.lock().unwrap().keys().copied().collect();
+            sent_by_path
+                .entry(path)
+                .or_default()
+                .extend(now.difference(&before));
         }
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for (i, (ws, conv)) in chat_sockets.into_iter().enumerate() {
-        let sent = sent.clone();
-        tasks.push(tokio::spawn(async move {
-            // Stagger the start so sends spread over each second.
-            tokio::time::sleep(Duration::from_millis(
-                (i as u64 * 997) % every.as_millis() as u64,
-            ))
-            .await;
-            let (mut sink, mut stream) = ws.split();
-            let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
-            while Instant::now() < deadline {
-                let id = uuid::Uuid::now_v7();
-                let frame = ClientFrame::Send {
-                    conversation_id: conv.parse().unwrap(),
-                    message_id: portico_model::MessageId(id),
-                    body: "Is there an update on my export?".into(),
-                    after_message_id: None,
-                    force: false,
-                };
-                sent.lock().unwrap().insert(id.to_string(), Instant::now());
-                if sink
-                    .send(Ws::Text(serde_json::to_string(&frame).unwrap().into()))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                tokio::time::sleep(every).await;
-            }
-            drain.abort();
-        }));
+        eprintln!("round {} of {rounds} done", round + 1);
     }
-    for t in tasks {
-        let _ = t.await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    agent_task.abort();
-    let mut lat = latencies.lock().unwrap().clone();
-    let lost = sent.lock().unwrap().len();
     let rss_chats = rss_mib(pid);
-
-    // Floor: a bare WebSocket echo with the same clients and rate.
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let echo_addr = echo.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() && ws.send(m).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    let echo_lat: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for i in 0..chats {
-        let echo_lat = echo_lat.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{echo_addr}/"))
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(
-                (i as u64 * 997) % every.as_millis() as u64,
-            ))
-            .await;
-            while Instant::now() < deadline {
-                let t0 = Instant::now();
-                ws.send(Ws::Text(
-                    r#"{"type":"send","body":"Is there an update on my export?"}"#.into(),
-                ))
-                .await
-                .unwrap();
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() {
-                        break;
-                    }
-                }
-                echo_lat.lock().unwrap().push(t0.elapsed());
-                tokio::time::sleep(every).await;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let mut echo_lat = echo_lat.lock().unwrap().clone();
+    let wal_mib = std::fs::metadata(dir.path().join("live.db-wal"))
+        .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+        .unwrap_or(0.0);
+    let arrived = rec.arrived.lock().unwrap().clone();
+    let lost = |path: Path| {
+        sent_by_path.get(&path).map_or(0, |ids| {
+            ids.iter()
+                .filter(|id| !arrived.contains(&(path, **id)))
+                .count()
+        })
+    };
 
     // 10,000 idle sockets.
     let before_idle = rss_mib(pid);
@@ -359,39 +590,71 @@ async fn main() {
     let with_idle = rss_mib(pid);
 
     println!(
-        "\n{} chats, a message every {} ms each, for {secs} s, one agent socket;",
+        "\n{} chats, a message every {} ms each ({:.0} frames/s), {rounds} rounds of {secs} s per path, one agent socket;",
         customers.len(),
-        every.as_millis()
+        every.as_millis(),
+        customers.len() as f64 / every.as_secs_f64()
     );
-    println!("server RSS {rss_start:.0} MiB at start, {rss_chats:.0} MiB after the chats.");
-    println!("| path | messages | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|");
-    let n = lat.len();
-    let max = lat.iter().max().copied().unwrap_or_default().as_secs_f64() * 1000.0;
     println!(
-        "| customer → agent over portal-core (stored, fanned out) | {n} | {:.2} | {:.2} | {max:.2} |",
-        pct(&mut lat, 0.5),
-        pct(&mut lat, 0.99)
+        "server RSS {rss_start:.0} MiB at start, {rss_chats:.0} MiB after the chats; WAL file {wal_mib:.0} MiB."
     );
-    let en = echo_lat.len();
-    let emax = echo_lat
-        .iter()
-        .max()
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
-        * 1000.0;
+    println!("| path | round | messages | lost | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
+    let paths = [Path::Echo, Path::Relay, Path::Hub, Path::HubAck];
+    for round in 0..rounds {
+        for path in paths {
+            let mut v = rec
+                .seen
+                .lock()
+                .unwrap()
+                .get(&(path, round))
+                .cloned()
+                .unwrap_or_default();
+            let (n, p50, p99, max) = stats(&mut v);
+            println!(
+                "| {} | {} | {n} | | {p50:.2} | {p99:.2} | {max:.2} |",
+                path.label(),
+                round + 1
+            );
+        }
+    }
+    let mut pooled = HashMap::new();
+    for path in paths {
+        let mut v = rec.all(path);
+        let s = stats(&mut v);
+        let lost = match path {
+            Path::HubAck => lost(Path::Hub),
+            p => lost(p),
+        };
+        println!(
+            "| **{}** | all | {} | {lost} | {:.2} | {:.2} | {:.2} |",
+            path.label(),
+            s.0,
+            s.1,
+            s.2,
+            s.3
+        );
+        pooled.insert(path, s);
+    }
+    let (echo_p99, hub_p99) = (pooled[&Path::Echo].2, pooled[&Path::Hub].2);
     println!(
-        "| floor: bare WebSocket echo round trip | {en} | {:.2} | {:.2} | {emax:.2} |",
-        pct(&mut echo_lat, 0.5),
-        pct(&mut echo_lat, 0.99)
+        "\nHub p99 / echo p99 = {:.1} (budget: 3.0): {}.",
+        hub_p99 / echo_p99,
+        if hub_p99 <= 3.0 * echo_p99 {
+            "met"
+        } else {
+            "not met"
+        }
     );
-    println!("\nMessages sent but never seen by the agent: {lost}.");
     println!(
         "{} idle sockets: server RSS {before_idle:.0} MiB before, {with_idle:.0} MiB with them ({:.1} KiB per socket).",
         idle_sockets.len(),
         (with_idle - before_idle) * 1024.0 / idle_sockets.len() as f64
     );
     drop(idle_sockets);
+    for r in readers {
+        r.abort();
+    }
+    drop(floor);
     drop(server);
 }
