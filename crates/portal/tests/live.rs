@@ -709,3 +709,51 @@ async fn chat_over_the_socket_keeps_order_and_carries_typing_and_reads() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_with_team_access_gets_only_its_teams_messages_live() {
+    let srv = TestServer::start().await;
+    let kai = srv
+        .records::<User>("data ->> '$.email' = 'kai@portico.test'")
+        .remove(0);
+    let team = kai.team_ids[0];
+    let admin = srv.client_as("admin@portico.test").await;
+    let r = admin
+        .patch(srv.url(&format!("/v1/users/{}/access", kai.id)))
+        .json(&json!({ "conversation_access": "teams" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let convs = srv.records::<Conversation>("1 = 1");
+    let theirs = convs
+        .iter()
+        .find(|c| c.team_id == Some(team) && c.assignee_id != Some(kai.id))
+        .expect("the seed gives Kai's team a conversation");
+    let other = convs
+        .iter()
+        .find(|c| c.team_id != Some(team) && c.assignee_id != Some(kai.id))
+        .expect("and other teams theirs");
+
+    let mut ws = connect(&srv, &token(&srv, "kai@portico.test").await).await;
+    let agent = srv.client_as("agent@portico.test").await;
+    let in_team = post(&agent, &srv, theirs.id, "for Kai's team").await;
+    let outside = post(&agent, &srv, other.id, "for another team").await;
+    let frames = until_pong(&mut ws).await;
+    assert_eq!(
+        message_ids(&frames, theirs.id),
+        vec![in_team],
+        "Kai gets the message in a conversation of his team: {frames:?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Change { change } if change.id == outside)),
+        "another team's message never reaches Kai: {frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, ServerFrame::Change { change } if change.id == other.id.0 && change.row.is_some())),
+        "nor that conversation's record: {frames:?}"
+    );
+    srv.stop().await;
+}
