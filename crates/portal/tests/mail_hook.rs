@@ -869,3 +869,43 @@ async fn a_mail_that_cannot_be_placed_is_kept_as_rejected() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn attachments_follow_team_access() {
+    let s = server().await;
+    let raw = "From: admin@acme.test\r\nTo: support@portico.test\r\nSubject: Screenshot\r\nMessage-ID: <shot1@acme.test>\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nSee the screenshot.\r\n--m\r\nContent-Type: image/png; name=\"shot.png\"\r\nContent-Disposition: attachment; filename=\"shot.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--m--\r\n";
+    let out = post_mail(&s, raw.as_bytes()).await;
+    let conv = conversation(&s, out["conversation_id"].as_str().unwrap());
+    let msg = messages(&s, &conv.id.to_string()).remove(0);
+    let att = msg.email.unwrap().attachments.remove(0);
+    assert!(att.stored);
+    // Kai works Billing only; the mail went elsewhere.
+    let kai = s
+        .records::<User>("email = 'kai@portico.test'")
+        .pop()
+        .unwrap();
+    assert!(
+        conv.team_id.is_some_and(|t| !kai.team_ids.contains(&t))
+            && conv.assignee_id != Some(kai.id)
+    );
+    let admin = s.client_as("admin@portico.test").await;
+    let r = admin
+        .patch(s.url(&format!("/v1/users/{}/access", kai.id)))
+        .json(&json!({ "conversation_access": "teams" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let url = s.url(&format!("/v1/attachments/{}", att.id));
+    let kai_client = s.client_as("kai@portico.test").await;
+    expect_error(kai_client.get(&url).send().await.unwrap(), 404, "not_found").await;
+    let agent = s.client_as("agent@portico.test").await;
+    let r = agent.get(&url).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "an agent with access to every conversation gets it"
+    );
+    assert_eq!(r.headers()["content-type"], "image/png");
+    s.stop().await;
+}

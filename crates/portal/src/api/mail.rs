@@ -270,9 +270,13 @@ async fn attachment(
                 .optional()?;
             let missing = || PortalError::NotFound { kind: "attachment", id: id.to_string() };
             let (mid, filename, ct, data) = row.ok_or_else(missing)?;
+            // The message's rule and its conversation's (team access).
             let msg: Option<Message> = store::get(c, mid.parse().map_err(|_| missing())?)?;
-            match msg {
-                Some(m) if m.visible_to(&v) => Ok((filename, ct, data)),
+            let Some(m) = msg.filter(|m| m.visible_to(&v)) else {
+                return Err(missing());
+            };
+            match store::get::<Conversation>(c, m.conversation_id.0)? {
+                Some(conv) if conv.visible_to(&v) => Ok((filename, ct, data)),
                 _ => Err(missing()),
             }
         })
