@@ -317,7 +317,42 @@ async fn unanswerable_questions_escalate_and_count_as_gaps() {
         "forbidden",
     )
     .await;
-    // The escalated conversation's draft does not count the question again.
+    // The escalated conversation gets a draft (marked escalated) that does
+    // not count the question again.
+    let draft = wait_for_draft(&srv, &staff, conv).await;
+    assert_eq!(draft["escalated"], true, "{draft}");
+    let gaps = get(&staff, srv.url("/v1/content-gaps")).await;
+    let gap = gaps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["question"] == q)
+        .unwrap();
+    assert_eq!(gap["count"], 2);
+    // Hostile input: empty, oversized, unknown fields.
+    for (body, code) in [
+        (json!({ "question": "  " }), "validation_failed"),
+        (
+            json!({ "question": "x".repeat(2_001) }),
+            "validation_failed",
+        ),
+        (
+            json!({ "question": "seats?", "product_area": "a".repeat(101) }),
+            "validation_failed",
+        ),
+        (
+            json!({ "question": "seats?", "as_account": "other" }),
+            "invalid_body",
+        ),
+    ] {
+        let resp = admin
+            .post(srv.url("/v1/answers"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 422, code).await;
+    }
     srv.stop().await;
 }
 

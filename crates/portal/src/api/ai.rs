@@ -76,6 +76,20 @@ async fn ask(
     if question.chars().count() > MAX_QUESTION {
         return Err(Invalid::new("question", format!("at most {MAX_QUESTION} characters")).into());
     }
+    if input
+        .product_area
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 100)
+    {
+        return Err(Invalid::new("product_area", "at most 100 characters").into());
+    }
+    if input
+        .product_area
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 100)
+    {
+        return Err(Invalid::new("product_area", "at most 100 characters").into());
+    }
     let area = input.product_area.clone();
     let o = answer::answer(&st, &viewer, &question, area.clone()).await?;
     let mut conversation_id = None;
