@@ -79,6 +79,10 @@ pub async fn run(
     }
 }
 
+/// Change seqs remembered per connection to pass each change on once (the
+/// resume page is at most 1,000 changes).
+const DELIVERED_KEPT: usize = 4_096;
+
 /// One connection: hello, resume, then frames until it drops.
 async fn session(
     base: &str,
@@ -89,6 +93,7 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let token = token().ok_or("not signed in")?;
+    let mut delivered = std::collections::BTreeSet::new();
     let url = format!("{}/v1/live", base.replacen("http", "ws", 1));
     let mut req = url
         .into_client_request()
@@ -155,7 +160,16 @@ async fn session(
                             *c = (*c).max(change.seq);
                             newer
                         });
-                        let _ = events.send(LiveEvent::Change(change));
+                        // The resume page and the live fan-out overlap: a change
+                        // committed while the server reads the page comes by
+                        // both. Each is passed on once.
+                        if delivered.insert(change.seq) {
+                            if delivered.len() > DELIVERED_KEPT {
+                                let oldest = *delivered.first().expect("not empty");
+                                delivered.remove(&oldest);
+                            }
+                            let _ = events.send(LiveEvent::Change(change));
+                        }
                     }
                     ServerFrame::Lagged { .. } | ServerFrame::Resumed { complete: false, .. } => {
                         let _ = events.send(LiveEvent::PullNeeded);
