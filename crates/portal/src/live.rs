@@ -45,6 +45,10 @@ struct Conn {
     tx: mpsc::Sender<ServerFrame>,
     /// Set when changes were skipped: the seq the client has everything up to.
     lagged_after: Option<i64>,
+    /// The seq of the first change offered to this connection as it
+    /// committed: every later one was offered too, so a `resume` replays
+    /// only what came before it (no change arrives twice).
+    live_from: Option<i64>,
     /// When the writer last got a frame out (ms since the hub started).
     progress: Arc<AtomicU64>,
     close: watch::Sender<CloseReason>,
@@ -128,6 +132,7 @@ impl Hub {
             viewer,
             tx,
             lagged_after: None,
+            live_from: None,
             progress: progress.clone(),
             close,
             subscriptions: HashSet::new(),
@@ -201,6 +206,7 @@ impl Hub {
     /// skipped too until `lagged` fits in the queue, so the client never sees
     /// a change after a hole without being told to pull.
     fn offer_change(conn: &mut Conn, change: portico_model::wire::Change) {
+        conn.live_from.get_or_insert(change.seq);
         if let Some(after_seq) = conn.lagged_after {
             if conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_err() {
                 return;
@@ -604,7 +610,20 @@ async fn handle(
             let page = st
                 .read(move |c| read_changes(c, &v, after_seq.max(0), 1_000))
                 .await?;
-            for change in page.changes {
+            // Changes from `live_from` on were (or are being) sent as they
+            // committed; read after the page, so any the page holds is seen.
+            let live_from = hub
+                .state
+                .lock()
+                .unwrap()
+                .conns
+                .get(&id)
+                .and_then(|c| c.live_from);
+            let replay = page
+                .changes
+                .into_iter()
+                .filter(|c| live_from.is_none_or(|from| c.seq < from));
+            for change in replay {
                 let _ = tx.send(ServerFrame::Change { change }).await;
             }
             let _ = tx

@@ -757,3 +757,34 @@ async fn an_agent_with_team_access_gets_only_its_teams_messages_live() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_resume_replays_what_was_missed_and_never_repeats_what_came_live() {
+    let srv = TestServer::start().await;
+    let conv = acme_conversation(&srv);
+    let customer = srv.client_as("admin@acme.test").await;
+    let cursor = srv.max_seq();
+    let missed = post(&customer, &srv, conv.id, "while away").await;
+    let mut ws = connect(&srv, &token(&srv, "agent@portico.test").await).await;
+    // Committed (and sent live) before the client's resume is handled.
+    let live = post(&customer, &srv, conv.id, "just now").await;
+    send(&mut ws, &ClientFrame::Resume { after_seq: cursor }).await;
+    let mut frames = Vec::new();
+    loop {
+        match next(&mut ws).await {
+            ServerFrame::Resumed { complete, .. } => {
+                assert!(complete);
+                break;
+            }
+            f => frames.push(f),
+        }
+    }
+    let mut got = message_ids(&frames, conv.id);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![missed, live],
+        "the missed message once (replayed), the new one once (live)"
+    );
+    srv.stop().await;
+}
