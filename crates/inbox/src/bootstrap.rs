@@ -31,6 +31,7 @@ use crate::outbox::{self, Saved};
 use crate::search;
 
 /// Where an incomplete bootstrap stands.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootstrapProgress {
     /// The change seq the pull starts from; `None` before the first page.
@@ -67,6 +68,7 @@ pub struct BootstrapReport {
 }
 
 /// Why the local store was rebuilt.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RebuildReason {
@@ -81,6 +83,7 @@ pub enum RebuildReason {
 }
 
 /// A rebuild of the local store, for the UI and the log.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RebuildInfo {
     pub reason: RebuildReason,

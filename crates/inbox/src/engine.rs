@@ -153,6 +153,7 @@ impl From<OutboxError> for EngineError {
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// What changed, for the UI. Serializable so the shell can forward it as is.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -172,6 +173,7 @@ pub enum Event {
 }
 
 /// The engine's state for a status bar.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncStatus {
     /// The last request reached the server.
@@ -197,6 +199,7 @@ pub struct IndexProgress {
 
 /// A record as the person should see it: the server row with this desktop's
 /// unconfirmed edits applied.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LocalRecord {
     pub data: Map<String, Value>,
@@ -206,6 +209,7 @@ pub struct LocalRecord {
 }
 
 /// What an intent queued.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Queued {
     pub mutation_id: u64,
@@ -497,7 +501,7 @@ pub(crate) fn mint_uuid(clock: &dyn Clock) -> uuid::Uuid {
 /// The sync engine. Cheap to clone; every clone drives the same store.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 enum Pulled {

@@ -3,14 +3,20 @@
 //! offline search build on it.
 
 pub mod bootstrap;
+pub mod desk;
 pub mod engine;
 pub mod live;
 pub mod mirror;
+pub mod notify;
 pub mod outbox;
 pub mod pull;
 pub mod push;
 pub mod query;
+pub mod reads;
 pub mod search;
+pub mod secrets;
+pub mod session;
 
+pub use desk::{Command, Desk, DeskConfig, DeskError, DeskEvent};
 pub use engine::{Engine, EngineConfig, EngineError, Event};
 pub use mirror::{Mirror, MirrorError};

@@ -57,6 +57,7 @@ impl EntryState {
 
 /// A mutation the server refused, kept for the person until they acknowledge
 /// it: an edit is never reverted silently.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
     pub mutation_id: u64,

@@ -17,9 +17,11 @@
 use std::cmp::Ordering;
 
 use portico_model::{
-    Account, AccountId, Channel, Conversation, ConversationId, ConversationStatus, Kind, Message,
-    Plan, Priority, Record, Subscription, TeamId, UsageMeter, UserId,
+    Account, AccountId, Alert, Channel, Conversation, ConversationId, ConversationStatus, Invoice,
+    InvoiceStatus, Kind, Message, Plan, Priority, Record, Request, RequestStatus, Subscription,
+    TeamId, UsageMeter, User, UserId,
 };
+use serde::{Deserialize, Serialize};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::Value;
@@ -30,7 +32,9 @@ use crate::mirror::{Mirror, MirrorError};
 pub const MAX_PAGE: usize = 500;
 
 /// Which conversations a list starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum View {
     /// Assigned to the signed-in staff member.
     Mine,
@@ -42,7 +46,9 @@ pub enum View {
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Sort {
     /// Most recently updated first.
     UpdatedDesc,
@@ -54,7 +60,9 @@ pub enum Sort {
 
 /// Narrowing of a list; an empty list means "any". Values within a list are
 /// alternatives (OR); lists and the view combine with AND.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct InboxFilters {
     pub status: Vec<ConversationStatus>,
     pub priority: Vec<Priority>,
@@ -67,7 +75,8 @@ pub struct InboxFilters {
     pub team: Vec<TeamId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxQuery {
     /// The signed-in staff member ("mine", "my teams").
     pub me: UserId,
@@ -96,8 +105,10 @@ impl InboxQuery {
     }
 }
 
-/// Where a page ended: the sort key of its last row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a page ended: the sort key of its last row. Opaque to callers:
+/// they hand back what a row gave them.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     priority_rank: Option<i64>,
     updated_ms: i64,
@@ -105,13 +116,18 @@ pub struct Cursor {
 }
 
 /// One line of a conversation list.
-#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationRow {
     pub conversation: Conversation,
     /// The account's name, if the account is mirrored.
     pub account_name: Option<String>,
     /// The account's plan code, if its subscription and plan are mirrored.
     pub plan: Option<String>,
+    /// Whether the account is a key account (from the mirrored account).
+    pub key_account: bool,
+    /// This desktop's edits the server has not confirmed are shown.
+    pub pending: bool,
     cursor: Cursor,
 }
 
@@ -123,7 +139,7 @@ impl ConversationRow {
 }
 
 /// One conversation as the conversation pane shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationView {
     pub conversation: Conversation,
     /// Oldest first.
@@ -133,7 +149,8 @@ pub struct ConversationView {
 }
 
 /// What the side panel shows about the customer, as far as it is mirrored.
-#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccountSummary {
     /// Name, region, key account, lifecycle, health score and MRR (those
     /// two are staff-internal fields, present because the viewer is staff).
@@ -145,6 +162,12 @@ pub struct AccountSummary {
     /// Seats assigned to users, against `subscription.seats` paid for.
     pub seats_used: u32,
     pub usage: Vec<UsageMeter>,
+    /// Invoices open or overdue, oldest due first.
+    pub unpaid_invoices: Vec<Invoice>,
+    /// Requests not resolved or closed, newest first.
+    pub open_requests: Vec<Request>,
+    /// The account's customer success manager, if mirrored.
+    pub csm_owner: Option<User>,
 }
 
 /// A page of conversations for `q`, in its sort order.
@@ -371,32 +394,198 @@ fn account_summary(
         .query_map([&key], |r| r.get::<_, String>(0))?
         .map(|d| parse::<UsageMeter>(Kind::UsageMeter, &d?))
         .collect::<Result<Vec<_>, _>>()?;
+    let unpaid_invoices = list::<Invoice>(conn, Kind::Invoice, &key)?
+        .into_iter()
+        .filter(|i| matches!(i.status, InvoiceStatus::Open | InvoiceStatus::Overdue))
+        .collect::<Vec<_>>();
+    let mut open_requests = list::<Request>(conn, Kind::Request, &key)?
+        .into_iter()
+        .filter(|r| !matches!(r.status, RequestStatus::Resolved | RequestStatus::Closed))
+        .collect::<Vec<_>>();
+    open_requests.reverse();
+    let csm_owner = match account.csm_owner_id {
+        Some(u) => record::<User>(conn, Kind::User, &u.to_string())?,
+        None => None,
+    };
     Ok(Some(AccountSummary {
         account,
         subscription,
         plan,
         seats_used,
         usage,
+        unpaid_invoices,
+        open_requests,
+        csm_owner,
     }))
+}
+
+/// Every record of `kind` of one account, oldest first (small per account:
+/// invoices, requests).
+fn list<T: Record>(conn: &Connection, kind: Kind, account: &str) -> Result<Vec<T>, MirrorError> {
+    conn.prepare_cached("SELECT data FROM records WHERE kind = ?1 AND account_id = ?2 ORDER BY id")?
+        .query_map([kind.as_str(), account], |r| r.get::<_, String>(0))?
+        .map(|d| parse::<T>(kind, &d?))
+        .collect()
 }
 
 /// The list row for one key found by [`inbox`].
 fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
-    let (data, plan, account_name): (String, Option<String>, Option<String>) = conn
+    let (data, plan, account_name, key_account): (String, Option<String>, Option<String>, Option<bool>) = conn
         .prepare_cached(
-            "SELECT r.data, i.plan_code, a.data ->> '$.name'
+            "SELECT r.data, i.plan_code, a.data ->> '$.name', a.data ->> '$.key_account'
                FROM records r
                LEFT JOIN inbox i ON i.id = r.id
                LEFT JOIN records a ON a.kind = 'account' AND a.id = r.account_id
               WHERE r.kind = 'conversation' AND r.id = ?1",
         )?
-        .query_row(params![key.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        .query_row(params![key.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     Ok(ConversationRow {
         conversation: parse(Kind::Conversation, &data)?,
         account_name,
         plan,
+        key_account: key_account.unwrap_or(false),
+        pending: false,
         cursor: key,
     })
+}
+
+/// The list row of one conversation (for rows a local edit brings into a
+/// list), `None` if it is not mirrored.
+pub(crate) fn row_of(
+    conn: &Connection,
+    id: ConversationId,
+) -> Result<Option<ConversationRow>, MirrorError> {
+    let key = conn
+        .prepare_cached("SELECT id, updated_ms, priority_rank FROM inbox WHERE id = ?1")?
+        .query_row([id.to_string()], |r| {
+            Ok(Cursor {
+                id: r.get(0)?,
+                updated_ms: r.get(1)?,
+                priority_rank: r.get(2)?,
+            })
+        })
+        .optional()?;
+    key.map(|k| row(conn, k)).transpose()
+}
+
+impl ConversationRow {
+    /// Shows `conversation` (the row with local edits applied) in this row;
+    /// the sort key moves with the priority, so a re-prioritised row sorts
+    /// where it will be once the server confirms.
+    pub(crate) fn overlay(&mut self, conversation: Conversation) {
+        self.cursor.priority_rank = Some(priority_rank(conversation.priority));
+        self.conversation = conversation;
+        self.pending = true;
+    }
+}
+
+impl InboxQuery {
+    /// Whether a conversation (as the person sees it, local edits included)
+    /// belongs in this list: the view and every filter. `my_teams` are the
+    /// signed-in member's teams. The same rules as [`inbox`]'s SQL, for rows
+    /// whose local edits move them in or out of the list.
+    pub fn admits(&self, c: &Conversation, plan: Option<&str>, my_teams: &[TeamId]) -> bool {
+        let f = &self.filters;
+        let view = match self.view {
+            View::All => true,
+            View::Mine => c.assignee_id == Some(self.me),
+            View::Unassigned => c.assignee_id.is_none(),
+            View::MyTeams => c.team_id.is_some_and(|t| my_teams.contains(&t)),
+        };
+        let any = |list_empty: bool, hit: bool| list_empty || hit;
+        view && any(f.status.is_empty(), f.status.contains(&c.status))
+            && any(f.priority.is_empty(), f.priority.contains(&c.priority))
+            && any(f.channel.is_empty(), f.channel.contains(&c.channel))
+            && any(
+                f.plan.is_empty(),
+                plan.is_some_and(|p| f.plan.iter().any(|x| x == p)),
+            )
+            && any(f.product_area.is_empty(), f.product_area.contains(&c.product_area))
+            && any(f.assignee.is_empty(), f.assignee.contains(&c.assignee_id))
+            && any(
+                f.team.is_empty(),
+                c.team_id.is_some_and(|t| f.team.contains(&t)),
+            )
+    }
+
+    /// Orders rows as [`inbox`] does.
+    pub(crate) fn order(&self, a: &ConversationRow, b: &ConversationRow) -> Ordering {
+        sort_cmp(self.sort, &a.cursor, &b.cursor)
+    }
+
+    /// Whether `row` sorts after the page's keyset bound (or there is none).
+    pub(crate) fn after_bound(&self, row: &ConversationRow) -> bool {
+        match &self.after {
+            None => true,
+            Some(c) => sort_cmp(self.sort, c, &row.cursor) == Ordering::Less,
+        }
+    }
+}
+
+/// The teams of the staff member's mirrored user record, typed.
+pub(crate) fn teams_of(mirror: &Mirror, me: UserId) -> Result<Vec<TeamId>, MirrorError> {
+    Ok(my_teams(mirror, me)?
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect())
+}
+
+/// One internal note mentioning the signed-in member.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mention {
+    pub message: Message,
+    pub subject: Option<String>,
+}
+
+/// Internal notes that mention `me`, newest first. Scans the notes (they
+/// are a small share of messages); an index on mentions is for when the
+/// benchmark says so.
+pub fn mentions(mirror: &Mirror, me: UserId, limit: usize) -> Result<Vec<Mention>, MirrorError> {
+    let conn = mirror.conn();
+    conn.prepare_cached(
+        "SELECT m.data, c.data ->> '$.subject' FROM records m
+           LEFT JOIN records c ON c.kind = 'conversation' AND c.id = m.conversation_id
+          WHERE m.kind = 'message' AND m.data ->> '$.kind' = 'internal_note'
+            AND EXISTS (SELECT 1 FROM json_each(m.data, '$.mentions') WHERE value = ?1)
+          ORDER BY m.id DESC LIMIT ?2",
+    )?
+    .query_map(params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })?
+    .map(|row| {
+        let (data, subject) = row?;
+        Ok(Mention {
+            message: parse(Kind::Message, &data)?,
+            subject,
+        })
+    })
+    .collect()
+}
+
+/// Alerts addressed to `me` on key accounts (escalations, SLA warnings and
+/// breaches, key-account notifications), newest first, unread first.
+pub fn key_account_alerts(
+    mirror: &Mirror,
+    me: UserId,
+    limit: usize,
+) -> Result<Vec<Alert>, MirrorError> {
+    let conn = mirror.conn();
+    let mut alerts = conn
+        .prepare_cached(
+            "SELECT al.data FROM records al
+               LEFT JOIN records a ON a.kind = 'account' AND a.id = al.account_id
+              WHERE al.kind = 'alert' AND al.data ->> '$.recipient_id' = ?1
+                AND (a.data ->> '$.key_account' = 1 OR a.id IS NULL)
+              ORDER BY al.id DESC LIMIT ?2",
+        )?
+        .query_map(params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64], |r| {
+            r.get::<_, String>(0)
+        })?
+        .map(|d| parse::<Alert>(Kind::Alert, &d?))
+        .collect::<Result<Vec<_>, _>>()?;
+    alerts.sort_by_key(|a| a.read);
+    Ok(alerts)
 }
 
 /// The teams of the staff member's mirrored user record.

@@ -53,7 +53,9 @@ const CLOSE: char = '\u{3}';
 const TOKENIZER: &str = "porter unicode61 remove_diacritics 2";
 
 /// What a hit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HitKind {
     Account,
     Conversation,
@@ -144,13 +146,15 @@ impl SearchQuery {
 }
 
 /// A piece of a snippet; `matched` pieces are the words that matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Fragment {
     pub text: String,
     pub matched: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
     pub kind: HitKind,
     /// The matching record.

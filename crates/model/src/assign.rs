@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::UserId;
 
 /// How a team hands out work.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {

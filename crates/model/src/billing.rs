@@ -22,6 +22,7 @@ use crate::ids::PlanId;
 use crate::records::{InvoiceLine, InvoiceLineKind, Plan, Subscription, SubscriptionStatus};
 
 /// When a change takes effect.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Timing {
@@ -30,6 +31,7 @@ pub enum Timing {
 }
 
 /// What a subscription change costs, and what it does.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quote {
     pub from_plan_id: PlanId,

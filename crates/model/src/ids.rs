@@ -17,6 +17,7 @@ pub fn uuid_v7(unix_millis: u64, random: [u8; 10]) -> Uuid {
 macro_rules! id_type {
     ($($(#[$meta:meta])* $name:ident;)*) => {$(
         $(#[$meta])*
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);

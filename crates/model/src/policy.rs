@@ -14,6 +14,7 @@ use crate::records::*;
 use crate::role::{ConversationAccess, Role, Viewer};
 
 /// Who may read a field, from widest to narrowest.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {

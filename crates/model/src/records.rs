@@ -14,6 +14,7 @@ use crate::role::Role;
 use crate::validate::{Invalid, check_len, check_nonempty};
 
 /// What kind of record a row is; also its table name and its name on the wire.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -167,6 +168,7 @@ macro_rules! record {
         validate |$v:ident| $validate:block
     ) => {
         $(#[$meta])*
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         pub struct $name {
             pub id: $id,
@@ -213,6 +215,7 @@ macro_rules! record {
 macro_rules! string_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident = $s:literal,)* }) => {
         $(#[$meta])*
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant,)* }
@@ -276,6 +279,7 @@ string_enum! {
 }
 
 /// A usage meter's allowance on a plan.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeterLimit {
     /// Meter key, e.g. `api_calls`.
@@ -287,12 +291,15 @@ pub struct MeterLimit {
 }
 
 /// A plan change scheduled for the end of the current period.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChange {
     pub plan_id: PlanId,
     pub seats: u32,
     pub effective_at: Timestamp,
 }
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceLine {
@@ -306,6 +313,8 @@ pub struct InvoiceLine {
     pub period_start: Timestamp,
     pub period_end: Timestamp,
 }
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnboardingStep {

@@ -6,6 +6,7 @@ use crate::ids::{AccountId, TeamId, UserId};
 
 /// A person's role. Customer roles belong to one account; staff roles belong
 /// to the SaaS company running Portico.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -76,6 +77,7 @@ impl ConversationAccess {
 
 /// The signed-in person a response is shaped for. Built by the server from a
 /// verified token, never from anything the client claims.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Viewer {
     pub user_id: UserId,

@@ -14,6 +14,7 @@ use crate::validate::{Invalid, check_tag};
 
 /// One test; a rule matches when all of its conditions hold. Each lists the
 /// values that match (any of them).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "field", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
@@ -51,6 +52,7 @@ pub enum Condition {
 }
 
 /// What a rule does when it matches.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleAction {
@@ -81,6 +83,8 @@ pub enum RuleAction {
         url: String,
     },
 }
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case", deny_unknown_fields)]

@@ -67,10 +67,17 @@ pub enum SlaError {
 /// `22:00–00:00` and Tuesday `00:00–06:00`, which meet seamlessly at
 /// midnight. Keeping each interval inside one day keeps holidays
 /// unambiguous (a holiday removes exactly that date's intervals).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayHours {
     /// Serialized as a lowercase English name, `"monday"` to `"sunday"`.
     #[serde(with = "weekday_name")]
+    #[cfg_attr(
+        feature = "ts",
+        ts(
+            type = r#""monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday""#
+        )
+    )]
     pub weekday: Weekday,
     pub start: Time,
     /// Exclusive; `00:00` means the end of the day (24:00).
@@ -104,6 +111,7 @@ impl DayHours {
 ///
 /// Several intervals per weekday are allowed (split shifts, a lunch break).
 /// Holidays are dates in the team's time zone and close the whole day.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusinessHours {
     /// IANA time zone name, e.g. `Europe/Berlin`. The weekly intervals and
@@ -482,6 +490,7 @@ impl Schedule {
 
 /// The response and resolution promises of a plan or team, in seconds of
 /// business time. `None` means no promise for that metric.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SlaTargets {
     /// From the conversation's creation to the first agent reply.
@@ -527,6 +536,7 @@ impl SlaTargets {
 }
 
 /// What an SLA promises.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlaMetric {
@@ -551,6 +561,8 @@ impl SlaMetric {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlaEventKind {
@@ -561,6 +573,7 @@ pub enum SlaEventKind {
 }
 
 /// Something to notify about, found by [`SlaClock::check`].
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaEvent {
     pub metric: SlaMetric,
@@ -578,6 +591,7 @@ pub struct SlaEvent {
 /// events have fired for the *current* due instants, so each fires once:
 /// the next-response metric is re-armed each time an agent answers, and a
 /// due moved by a pause gets a fresh warning.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaClock {
     pub started_at: Timestamp,

@@ -47,6 +47,7 @@ pub const SYNC_PROTOCOL: u32 = 1;
 pub const MAX_PUSH: usize = 100;
 
 /// One change an agent made, possibly offline.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MutationOp {
@@ -124,6 +125,8 @@ impl MutationOp {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mutation {
@@ -133,6 +136,7 @@ pub struct Mutation {
 }
 
 /// `POST /v1/sync/push`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
@@ -145,6 +149,7 @@ pub struct PushRequest {
 
 /// What became of one mutation. Stored with the mutation, so a replay gets
 /// the same answer.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -157,6 +162,8 @@ pub enum Outcome {
     },
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MutationResult {
     pub id: u64,
@@ -167,6 +174,7 @@ pub struct MutationResult {
 }
 
 /// `POST /v1/sync/push` answer, one result per mutation in order.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushResponse {
     pub protocol: u32,

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 /// A value that breaks a rule: which field, and what to do about it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct Invalid {

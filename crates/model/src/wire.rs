@@ -15,6 +15,7 @@ use crate::validate::{Invalid, check_email, check_len, check_nonempty, check_tag
 pub const API_VERSION: u32 = 1;
 
 /// A page of a list, with an opaque cursor for the next one.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -24,10 +25,13 @@ pub struct Page<T> {
 }
 
 /// The body of every error response.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
@@ -40,6 +44,8 @@ pub struct ErrorDetail {
     pub field: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
@@ -48,6 +54,7 @@ pub enum ChangeOp {
 }
 
 /// One committed write as the viewer may see it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     pub seq: i64,
@@ -61,6 +68,7 @@ pub struct Change {
 }
 
 /// `GET /v1/sync/changes` answer.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesPage {
     /// The sync protocol version (see `sync::SYNC_PROTOCOL`).
@@ -117,6 +125,7 @@ impl StaffAccessPatch {
 }
 
 /// Staff triage of a conversation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationPatch {
@@ -165,6 +174,7 @@ impl ConversationPatch {
 
 /// A new message. `id` may be minted by the client so a retried send never
 /// duplicates; `kind` defaults to the sender's side (customer or agent).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
@@ -194,6 +204,7 @@ impl NewMessage {
 }
 
 /// A customer (or staff on their behalf) opens a conversation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
@@ -222,6 +233,7 @@ impl NewConversation {
 }
 
 /// A customer opens a support, bug or feature request.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
@@ -250,6 +262,7 @@ impl NewRequest {
 }
 
 /// Staff update of a request.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestPatch {
@@ -265,6 +278,7 @@ pub struct RequestPatch {
 
 /// Account fields. Customer admins may change the profile; staff may also
 /// change the account-management fields.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
@@ -290,6 +304,7 @@ impl AccountPatch {
 }
 
 /// Preview or confirm a change of plan and/or seats.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionChange {
@@ -305,6 +320,7 @@ pub struct SubscriptionChange {
 }
 
 /// Invite a user to the account.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InviteUser {
@@ -329,6 +345,7 @@ impl InviteUser {
 }
 
 /// Change a customer user's role.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -336,6 +353,7 @@ pub struct UserPatch {
 }
 
 /// New or edited article (staff).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArticleInput {
@@ -363,6 +381,7 @@ fn default_locale() -> String {
 }
 
 /// Password sign-in.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
@@ -371,6 +390,7 @@ pub struct Login {
 }
 
 /// The OAuth token endpoint's answer (RFC 6749 §5.1).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -380,6 +400,7 @@ pub struct TokenResponse {
 }
 
 /// `GET /v1/me`: who the token belongs to.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Me {
     pub user: Map<String, Value>,
@@ -388,6 +409,7 @@ pub struct Me {
 }
 
 /// Usage of one meter against its plan limit.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsageLine {
     pub meter: String,
@@ -419,6 +441,7 @@ impl From<UsageMeter> for UsageLine {
 }
 
 /// Seats paid for against seats held.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeatSummary {
     pub seats: u32,
@@ -429,6 +452,7 @@ pub struct SeatSummary {
 }
 
 /// A routing rule as written by a lead or admin.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingRuleInput {
@@ -449,6 +473,7 @@ fn yes() -> bool {
 }
 
 /// An SLA policy as written by a lead or admin.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaPolicyInput {
@@ -464,6 +489,7 @@ pub struct SlaPolicyInput {
 
 /// An automation as written by a lead or admin. `webhook_secret` (for its
 /// webhook actions) is stored apart from the record and never read back.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutomationInput {
@@ -478,6 +504,8 @@ pub struct AutomationInput {
     pub if_version: Option<u64>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertPatch {
@@ -485,6 +513,7 @@ pub struct AlertPatch {
 }
 
 /// A staff member's availability for auto-assignment.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Presence {
@@ -494,6 +523,7 @@ pub struct Presence {
 }
 
 /// Consumption reported by the product for one meter.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {

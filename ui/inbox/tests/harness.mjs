@@ -1,0 +1,154 @@
+// Real parts for the screen and end-to-end tests: a portal-core process on
+// a free loopback port with seeded demo data (stoppable and restartable on
+// the same port and database, to go offline and back), HTTP helpers that act
+// as a customer or staff member, and the desk's dev bridge.
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const TARGET = process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/portico/target');
+export const BIN = (name) => join(TARGET, 'debug', name);
+export const PASSWORD = 'portico-demo';
+export const AGENT = 'agent@portico.test';
+export const CUSTOMER = 'admin@acme.test';
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Runs a program and resolves when it printed `ready` (a regex) on stdout. */
+export function start(cmd, args, env, ready, label) {
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => fail(new Error(`${label} did not start in 60 s:\n${out}`)), 60_000);
+    const onData = (d) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        ok({ child, match: m });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d) => {
+      if (process.env.PORTICO_TEST_LOGS) process.stderr.write(`[${label}] ${d}`);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`${label} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+function run(cmd, args, env) {
+  return new Promise((ok, fail) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err}`))));
+  });
+}
+
+/** A seeded portal-core that can go away and come back on the same port. */
+export class Portal {
+  static async start({ conversations = 60, messages = 300 } = {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-portal-'));
+    const db = join(dir, 'portal.db');
+    await run(BIN('portal-core'), ['seed', '--conversations', String(conversations), '--messages', String(messages)], { PORTICO_DB: db });
+    const p = new Portal(db, await freePort());
+    await p.up();
+    return p;
+  }
+  constructor(db, port) {
+    this.db = db;
+    this.port = port;
+    this.base = `http://127.0.0.1:${port}`;
+  }
+  async up() {
+    const { child } = await start(BIN('portal-core'), ['serve', '--listen', `127.0.0.1:${this.port}`], { PORTICO_DB: this.db, RUST_LOG: 'warn' }, /listening on/, 'portal-core');
+    this.child = child;
+  }
+  async down() {
+    if (!this.child) return;
+    const exited = new Promise((ok) => this.child.once('exit', ok));
+    this.child.kill('SIGKILL');
+    await exited;
+    this.child = null;
+  }
+  /** A signed-in HTTP session (cookie) for `email`. */
+  async as(email) {
+    const r = await fetch(`${this.base}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: PASSWORD }),
+    });
+    if (r.status !== 200) throw new Error(`sign-in of ${email} failed: ${r.status} ${await r.text()}`);
+    const cookie = r.headers.get('set-cookie').split(';')[0];
+    const base = this.base;
+    return {
+      async get(path) {
+        const resp = await fetch(base + path, { headers: { cookie } });
+        if (!resp.ok) throw new Error(`GET ${path}: ${resp.status} ${await resp.text()}`);
+        return resp.json();
+      },
+      async post(path, body) {
+        const resp = await fetch(base + path, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        if (!resp.ok) throw new Error(`POST ${path}: ${resp.status} ${await resp.text()}`);
+        return resp.json();
+      },
+    };
+  }
+}
+
+/** Signs in on portal-core's authorize page like a person in the browser
+ * (the app opened it), and follows the redirect to the app's loopback port. */
+export async function signInLikeABrowser(authorizeUrl, email = AGENT, password = PASSWORD) {
+  const url = new URL(authorizeUrl);
+  const form = new URLSearchParams(url.searchParams);
+  form.set('email', email);
+  form.set('password', password);
+  const r = await fetch(`${url.origin}/oauth/authorize`, { method: 'POST', body: form, redirect: 'manual' });
+  if (r.status !== 303 && r.status !== 302 && r.status !== 307) throw new Error(`sign-in page answered ${r.status}: ${await r.text()}`);
+  const back = await fetch(r.headers.get('location'));
+  return back.text();
+}
+
+/** The desk's dev bridge against `portal`, with its own local store. */
+export async function startBridge(portal) {
+  const data = mkdtempSync(join(tmpdir(), 'portico-desk-'));
+  const { child, match } = await start(
+    BIN('inbox-bridge'),
+    ['--ui', join(ROOT, 'ui/inbox/dist')],
+    { PORTICO_SERVER: portal.base, PORTICO_INBOX_DATA: data, PORTICO_NO_BROWSER: '1', PORTICO_KEYCHAIN: 'memory', PORTICO_NO_NOTIFICATIONS: '1' },
+    /listening on (http:\/\/\S+)/,
+    'inbox-bridge',
+  );
+  return { url: match[1], stop: () => child.kill('SIGTERM') };
+}
+
+export async function eventually(what, f, ms = 20_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
+}

@@ -1,0 +1,124 @@
+// Screen tests in a real browser (Debian's Chromium through playwright-core)
+// against the desk's command surface served by the dev bridge, with a real
+// portal-core behind it. They also write the screenshots in docs/screenshots.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { Portal, startBridge, signInLikeABrowser, eventually, ROOT, AGENT, CUSTOMER } from './harness.mjs';
+
+const SHOTS = join(ROOT, 'docs/screenshots');
+let portal, bridge, browser, page;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  portal = await Portal.start();
+  bridge = await startBridge(portal);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+});
+
+after(async () => {
+  await browser?.close();
+  bridge?.stop();
+  await portal?.down();
+});
+
+const rows = () => page.locator('[data-testid=conversation-row]');
+
+test('signs in through the browser and shows the inbox', async () => {
+  await page.goto(bridge.url);
+  await page.getByRole('button', { name: 'Sign in with your browser' }).click();
+  const link = page.locator('#authorize-link');
+  await link.waitFor();
+  await page.screenshot({ path: join(SHOTS, 'sign-in.png') });
+  const text = await signInLikeABrowser(await link.getAttribute('href'));
+  assert.match(text, /You are signed in to Portico Inbox/);
+  await page.getByTestId('me').waitFor();
+  assert.ok((await page.getByTestId('me').textContent()).length > 0);
+  await page.getByTestId('view-all').click();
+  await eventually('rows', async () => (await rows().count()) > 5);
+  await assert.doesNotReject(page.getByTestId('connectivity').filter({ hasText: 'Online' }).waitFor());
+  await page.screenshot({ path: join(SHOTS, 'inbox.png') });
+});
+
+test('keyboard triage: j/k move, enter opens, e resolves at once and the server hears', async () => {
+  const staff = await portal.as(AGENT);
+  await page.locator('body').click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press('j');
+  await page.keyboard.press('k');
+  await page.keyboard.press('j');
+  const second = rows().nth(1);
+  assert.equal(await second.getAttribute('aria-selected'), 'true');
+  const id = await second.getAttribute('data-id');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('conversation').waitFor();
+  await page.getByTestId('account-panel').getByTestId('seats').waitFor();
+  await page.screenshot({ path: join(SHOTS, 'conversation.png') });
+  await page.keyboard.press('e');
+  await eventually('the row leaves the open list', async () => (await page.locator(`[data-testid=conversation-row][data-id="${id}"]`).count()) === 0);
+  await eventually('the server resolved it', async () => (await staff.get(`/v1/conversations/${id}`)).status === 'resolved');
+});
+
+test('offline: a resolve is queued, shown, and reaches the server when it is back', async () => {
+  const staff = await portal.as(AGENT);
+  await portal.down();
+  await page.getByTestId('connectivity').filter({ hasText: 'Offline' }).waitFor({ timeout: 30_000 });
+  const id = await rows().first().getAttribute('data-id');
+  await page.getByTestId('view-all').click();
+  await page.locator('body').click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press('Enter');
+  await page.getByTestId('conversation').waitFor();
+  await page.keyboard.press('e');
+  await page.getByTestId('pending').filter({ hasText: '1 change waiting to send' }).waitFor();
+  await eventually('the row leaves the open list offline', async () => (await page.locator(`[data-testid=conversation-row][data-id="${id}"]`).count()) === 0);
+  await page.screenshot({ path: join(SHOTS, 'offline.png') });
+  await portal.up();
+  await page.getByTestId('pending').filter({ hasText: 'All changes sent' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('connectivity').filter({ hasText: 'Online' }).waitFor();
+  assert.equal((await staff.get(`/v1/conversations/${id}`)).status, 'resolved');
+});
+
+test('a reply reaches the customer; an internal note does not', async () => {
+  const customer = await portal.as(CUSTOMER);
+  const created = await customer.post('/v1/conversations', { subject: 'Screen test: export fails', body: 'The CSV export stops at 10%.' });
+  await page.getByTestId('view-all').click();
+  const row = page.locator(`[data-testid=conversation-row][data-id="${created.id}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  await row.dblclick();
+  await page.getByTestId('subject').filter({ hasText: 'Screen test: export fails' }).waitFor();
+  await page.keyboard.press('r');
+  await page.getByTestId('composer').fill('Thanks, a fix is on its way.');
+  await page.keyboard.press('Control+Enter');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('n');
+  await page.getByTestId('composer').fill('Internal: check the export worker.');
+  await page.keyboard.press('Control+Enter');
+  await eventually('both messages show', async () => (await page.getByTestId('message').count()) >= 3);
+  const msgs = async () => (await customer.get(`/v1/conversations/${created.id}/messages`)).items.map((m) => m.body);
+  await eventually('the customer receives the reply', async () => (await msgs()).includes('Thanks, a fix is on its way.'));
+  assert.ok(!(await msgs()).some((b) => b.startsWith('Internal:')), 'customers never see internal notes');
+});
+
+test('command palette, search and filters', async () => {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+k');
+  await page.getByTestId('palette').waitFor();
+  await page.keyboard.type('go to unass');
+  await page.screenshot({ path: join(SHOTS, 'palette.png') });
+  await page.keyboard.press('Enter');
+  await eventually('the unassigned view', async () => (await page.getByTestId('view-unassigned').getAttribute('class')).includes('active'));
+  await page.getByTestId('view-all').click();
+  await page.getByTestId('filter-status').selectOption('resolved');
+  await eventually('resolved rows only', async () => {
+    const statuses = await rows().evaluateAll((els) => els.map((e) => e.dataset.status));
+    return statuses.length > 0 && statuses.every((s) => s === 'resolved');
+  });
+  await page.keyboard.press('/');
+  await page.keyboard.type('export');
+  await page.getByTestId('search-results').getByText('Screen test: export fails').waitFor();
+});
