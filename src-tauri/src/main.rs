@@ -23,7 +23,9 @@ async fn desk(state: tauri::State<'_, Desk>, cmd: Command) -> Result<serde_json:
 /// and the floor: process start to the UI running).
 #[tauri::command]
 fn mark_usable(rows: usize) {
-    let ms = STARTED.get().map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+    let ms = STARTED
+        .get()
+        .map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
     if rows == 0 {
         tracing::info!(target: "portico_startup", "ui loaded {ms:.0} ms after start");
     } else {

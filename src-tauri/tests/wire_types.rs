@@ -49,7 +49,11 @@ fn read_all(dir: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.extension().is_some_and(|x| x == "ts") {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -63,9 +67,16 @@ fn read_all(dir: &Path) -> BTreeMap<String, String> {
 fn ui_wire_types_match_the_rust_types() {
     let tmp = tempfile::tempdir().unwrap();
     // JSON numbers: every integer on the wire fits in a double.
-    export(&Config::new().with_large_int("number").with_out_dir(tmp.path()));
+    export(
+        &Config::new()
+            .with_large_int("number")
+            .with_out_dir(tmp.path()),
+    );
     let generated = read_all(tmp.path());
-    assert!(generated.contains_key("Command.ts"), "nothing was generated");
+    assert!(
+        generated.contains_key("Command.ts"),
+        "nothing was generated"
+    );
     if std::env::var_os("PORTICO_WRITE_WIRE").is_some() {
         let dir = wire_dir();
         let _ = std::fs::remove_dir_all(&dir);

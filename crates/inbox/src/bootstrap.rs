@@ -32,7 +32,7 @@ use crate::search;
 
 /// Where an incomplete bootstrap stands.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootstrapProgress {
     /// The change seq the pull starts from; `None` before the first page.
     pub snapshot: Option<i64>,

@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portico_model::live::{ClientFrame, ServerFrame, Viewer};
-use portico_model::{
-    ConversationId, ConversationStatus, Kind, Priority, User, UserId,
-};
+use portico_model::{ConversationId, ConversationStatus, Kind, Priority, User, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
@@ -91,15 +89,26 @@ pub enum Command {
         discard_unsent: bool,
     },
     /// A page of a conversation list: `ConversationRow[]`.
-    List { request: ListRequest },
+    List {
+        request: ListRequest,
+    },
     /// Internal notes mentioning me: `Mention[]`.
-    Mentions { limit: usize },
+    Mentions {
+        limit: usize,
+    },
     /// Alerts for me on key accounts: `Alert[]`.
-    Alerts { limit: usize },
+    Alerts {
+        limit: usize,
+    },
     /// One conversation: `ConversationDetail | null`.
-    Open { id: ConversationId },
+    Open {
+        id: ConversationId,
+    },
     /// Offline search: `Hit[]`.
-    Search { text: String, limit: usize },
+    Search {
+        text: String,
+        limit: usize,
+    },
     /// Staff to assign to or mention: `User[]`.
     Staff,
     /// Canned replies for the composer: `CannedReply[]`.
@@ -145,18 +154,25 @@ pub enum Command {
     },
     /// Refused changes with reasons: `Rejection[]`.
     Rejections,
-    AcknowledgeRejection { mutation_id: u64 },
+    AcknowledgeRejection {
+        mutation_id: u64,
+    },
     /// Sync now instead of waiting for the next round.
     SyncNow,
     /// I am looking at (and maybe replying in) a conversation: others see
     /// it as a collision indicator.
-    Viewing { id: ConversationId, replying: bool },
-    Left { id: ConversationId },
+    Viewing {
+        id: ConversationId,
+        replying: bool,
+    },
+    Left {
+        id: ConversationId,
+    },
 }
 
 /// `state`'s answer.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeskState {
     pub server: String,
     pub identity: Option<Identity>,
@@ -173,7 +189,7 @@ pub struct DeskState {
 
 /// `sign_in`'s answer.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignInStarted {
     pub authorize_url: String,
     /// Whether the system browser was opened (otherwise open the link).
@@ -397,7 +413,10 @@ impl Desk {
                 if_version,
             } => {
                 if until <= self.clock.now() {
-                    return Err(DeskError::new("invalid", "snooze until a time in the future"));
+                    return Err(DeskError::new(
+                        "invalid",
+                        "snooze until a time in the future",
+                    ));
                 }
                 self.intent(|e| e.snooze(id, until, if_version))
             }

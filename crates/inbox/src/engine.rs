@@ -174,7 +174,7 @@ pub enum Event {
 
 /// The engine's state for a status bar.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SyncStatus {
     /// The last request reached the server.
     pub online: bool,
@@ -191,7 +191,8 @@ pub struct SyncStatus {
 }
 
 /// How far the search index build is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct IndexProgress {
     pub done: u64,
     pub total: u64,

@@ -286,9 +286,15 @@ mod tests {
         let mut w = Watch::new(UserId(uuid::Uuid::nil()));
         assert!(!w.primed());
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            Engine::open(dir.path().join("m.db"), "http://127.0.0.1:9", crate::engine::StaticToken("x".into()))
-                .unwrap();
-        assert!(w.observe(&engine, &[(Kind::Alert, uuid::Uuid::nil())]).is_empty());
+        let engine = Engine::open(
+            dir.path().join("m.db"),
+            "http://127.0.0.1:9",
+            crate::engine::StaticToken("x".into()),
+        )
+        .unwrap();
+        assert!(
+            w.observe(&engine, &[(Kind::Alert, uuid::Uuid::nil())])
+                .is_empty()
+        );
     }
 }

@@ -21,9 +21,9 @@ use portico_model::{
     InvoiceStatus, Kind, Message, Plan, Priority, Record, Request, RequestStatus, Subscription,
     TeamId, UsageMeter, User, UserId,
 };
-use serde::{Deserialize, Serialize};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::mirror::{Mirror, MirrorError};
@@ -117,7 +117,7 @@ pub struct Cursor {
 
 /// One line of a conversation list.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationRow {
     pub conversation: Conversation,
     /// The account's name, if the account is mirrored.
@@ -430,7 +430,12 @@ fn list<T: Record>(conn: &Connection, kind: Kind, account: &str) -> Result<Vec<T
 
 /// The list row for one key found by [`inbox`].
 fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
-    let (data, plan, account_name, key_account): (String, Option<String>, Option<String>, Option<bool>) = conn
+    let (data, plan, account_name, key_account): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+    ) = conn
         .prepare_cached(
             "SELECT r.data, i.plan_code, a.data ->> '$.name', a.data ->> '$.key_account'
                FROM records r
@@ -438,7 +443,9 @@ fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
                LEFT JOIN records a ON a.kind = 'account' AND a.id = r.account_id
               WHERE r.kind = 'conversation' AND r.id = ?1",
         )?
-        .query_row(params![key.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        .query_row(params![key.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     Ok(ConversationRow {
         conversation: parse(Kind::Conversation, &data)?,
         account_name,
@@ -500,7 +507,10 @@ impl InboxQuery {
                 f.plan.is_empty(),
                 plan.is_some_and(|p| f.plan.iter().any(|x| x == p)),
             )
-            && any(f.product_area.is_empty(), f.product_area.contains(&c.product_area))
+            && any(
+                f.product_area.is_empty(),
+                f.product_area.contains(&c.product_area),
+            )
             && any(f.assignee.is_empty(), f.assignee.contains(&c.assignee_id))
             && any(
                 f.team.is_empty(),
@@ -550,9 +560,10 @@ pub fn mentions(mirror: &Mirror, me: UserId, limit: usize) -> Result<Vec<Mention
             AND EXISTS (SELECT 1 FROM json_each(m.data, '$.mentions') WHERE value = ?1)
           ORDER BY m.id DESC LIMIT ?2",
     )?
-    .query_map(params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-    })?
+    .query_map(
+        params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+    )?
     .map(|row| {
         let (data, subject) = row?;
         Ok(Mention {
@@ -579,9 +590,10 @@ pub fn key_account_alerts(
                 AND (a.data ->> '$.key_account' = 1 OR a.id IS NULL)
               ORDER BY al.id DESC LIMIT ?2",
         )?
-        .query_map(params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64], |r| {
-            r.get::<_, String>(0)
-        })?
+        .query_map(
+            params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64],
+            |r| r.get::<_, String>(0),
+        )?
         .map(|d| parse::<Alert>(Kind::Alert, &d?))
         .collect::<Result<Vec<_>, _>>()?;
     alerts.sort_by_key(|a| a.read);

@@ -132,9 +132,7 @@ impl Engine {
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for data in rows {
-            out.push(
-                serde_json::from_str(&data?).map_err(|_| MirrorError::Corrupt("user"))?,
-            );
+            out.push(serde_json::from_str(&data?).map_err(|_| MirrorError::Corrupt("user"))?);
         }
         Ok(out)
     }

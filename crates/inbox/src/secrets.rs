@@ -14,7 +14,7 @@ const SERVICE: &str = "portico-inbox";
 
 /// Whether tokens survive a restart, for the UI to say.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Keychain {
     /// Refresh tokens are kept in the OS keychain.

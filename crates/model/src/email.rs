@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The mail a message came from (inbound) or went out as (outbound).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MessageEmail {
     /// The sender's address, lowercased.
@@ -35,6 +36,7 @@ pub struct MessageEmail {
 
 /// A file that came with a mail. `stored` files download from
 /// `/v1/attachments/{id}`; refused ones keep their name and the reason.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub id: uuid::Uuid,
@@ -50,6 +52,7 @@ pub struct Attachment {
 }
 
 /// Where an outgoing email reply stands.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -64,6 +67,7 @@ pub enum DeliveryStatus {
 }
 
 /// Delivery of an agent's reply on an email conversation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub status: DeliveryStatus,

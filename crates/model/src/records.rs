@@ -300,7 +300,6 @@ pub struct PendingChange {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceLine {
     pub kind: InvoiceLineKind,
@@ -315,7 +314,6 @@ pub struct InvoiceLine {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OnboardingStep {
     pub key: String,

@@ -56,6 +56,7 @@ impl Role {
 
 /// Which conversations a staff member works (Zendesk's "agent ticket
 /// access"). Set per staff user by an admin; see `policy::in_conversation_scope`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationAccess {

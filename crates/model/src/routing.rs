@@ -85,7 +85,6 @@ pub enum RuleAction {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NotifyTarget {

@@ -562,7 +562,6 @@ impl SlaMetric {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlaEventKind {

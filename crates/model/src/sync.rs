@@ -126,7 +126,6 @@ impl MutationOp {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mutation {
@@ -163,7 +162,6 @@ pub enum Outcome {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MutationResult {
     pub id: u64,
@@ -191,6 +189,7 @@ pub struct PushResponse {
 /// `R` is how a row is held: a JSON map by default; a reader that stores
 /// rows as they came (the desktop) or a writer that shapes them as text (the
 /// server) may use `serde_json`'s raw values instead. The JSON is the same.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootstrapPage<R = Map<String, Value>> {
     pub protocol: u32,

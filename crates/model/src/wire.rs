@@ -32,7 +32,6 @@ pub struct ErrorBody {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: clients branch on this, never on `message`.
@@ -45,7 +44,6 @@ pub struct ErrorDetail {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
@@ -99,6 +97,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 /// An admin changes a staff member's teams or conversation access
 /// (`PATCH /v1/users/{id}/access`). Either changes what that person may see:
 /// their desktop resyncs on its next pull.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaffAccessPatch {
@@ -505,7 +504,6 @@ pub struct AutomationInput {
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertPatch {

@@ -94,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
         .fallback_service(ServeDir::new(ui))
         .with_state(desk);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!("inbox-bridge listening on http://{}", listener.local_addr()?);
+    println!(
+        "inbox-bridge listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }
