@@ -870,6 +870,7 @@ record! {
 
 /// Something an AI draft suggests doing for the customer. It runs only when
 /// a person approving the draft picks it and has the role for it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActionProposal {
@@ -884,6 +885,7 @@ pub enum ActionProposal {
     PointToEntitlement { feature: String },
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposedAction {
     pub action: ActionProposal,
@@ -896,6 +898,7 @@ pub struct ProposedAction {
 }
 
 /// A passage a draft cites.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DraftSource {
     /// The `[n]` marker in the draft's text.

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Portal, signInLikeABrowser, eventually, freePort, BIN, ROOT, AGENT, CUSTOMER } from './harness.mjs';
 
 const APP = process.env.PORTICO_INBOX_APP ?? BIN('portico-inbox');
-const ELEMENT = 'element-6066-11e4-a52f-4a6d2e0a9f66';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 let portal, driver, base, session;
 
 async function wd(method, path, body) {
@@ -32,7 +32,12 @@ async function findAll(css) {
   return (await wd('POST', s('/elements'), { using: 'css selector', value: css })).map((e) => e[ELEMENT]);
 }
 async function waitFor(css, ms = 30_000) {
-  return eventually(css, async () => (await findAll(css))[0], ms);
+  try {
+    return await eventually(css, async () => (await findAll(css))[0], ms);
+  } catch (e) {
+    const source = await wd('GET', s('/source')).catch(() => '(no source)');
+    throw new Error(`${e.message}\n--- page:\n${String(source).slice(0, 3000)}`);
+  }
 }
 const text = async (el) => wd('GET', s(`/element/${el}/text`));
 const attr = async (el, name) => wd('GET', s(`/element/${el}/attribute/${name}`));
