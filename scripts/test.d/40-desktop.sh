@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/portico/target}"
 
-./scripts/build-desktop
-# The wire types must match the Rust types (also run by cargo test).
+# The wire types must match the Rust types (also run by cargo test). Before
+# the build below: a `cargo test` of the app crate rebuilds its binary
+# without the embedded UI.
 cargo test --locked -p portico-desktop --test wire_types
+./scripts/build-desktop
 
 cd ui
 echo "== desktop UI: type check and unit tests"
