@@ -97,8 +97,6 @@ async fn inbound(
     let outcome: Outcome = st
         .blocking(move |store| ingest::store_received(store, at, &identity, &received, |_| Ok(())))
         .await?;
-    // Committed: live clients hear of the new conversation now.
-    st.live.wake();
     tracing::info!(disposition = ?outcome.disposition, conversation = ?outcome.conversation_id, "mail received by hook");
     Ok((StatusCode::ACCEPTED, axum::Json(outcome)).into_response())
 }
