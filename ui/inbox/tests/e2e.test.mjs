@@ -106,7 +106,8 @@ test('the real app: sign in, inbox, offline resolve, reply to a customer, sign o
   await waitFor('[data-testid=conversation]');
   await keys('e');
   await eventually('queued', async () => (await text(await find('[data-testid=pending]'))).includes('1 change waiting'));
-  assert.equal((await findAll(`[data-testid=conversation-row][data-id="${id}"]`)).length, 0);
+  // The list reloads on the engine's change event (debounced), which may land just after the pending count.
+  await eventually('resolved row leaves the open list', async () => (await findAll(`[data-testid=conversation-row][data-id="${id}"]`)).length === 0);
 
   // Back online: the server has it resolved.
   await portal.up();
