@@ -5,6 +5,7 @@
 //! - [`auth`]: passwords, sessions, OAuth code + PKCE, rotating refresh tokens.
 //! - [`knowledge`]: search (tantivy + offline embeddings), grounded answers,
 //!   AI drafts with human approval, content gaps, resolution into knowledge.
+//! - [`web`]: the customer portal's web app, served under `/portal/`.
 //! - [`seed`]: deterministic demo data, from a handful of accounts to 100k
 //!   conversations and 1M messages for benchmarks.
 
@@ -18,6 +19,7 @@ pub mod live;
 pub mod mail;
 pub mod seed;
 pub mod store;
+pub mod web;
 pub mod webhooks;
 pub mod work;
 

@@ -46,6 +46,9 @@ struct ServeArgs {
     /// Mark cookies Secure (when a TLS proxy fronts the server).
     #[arg(long, env = "PORTICO_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// The built customer portal (`ui/portal/dist`); default: this repository's.
+    #[arg(long, env = "PORTICO_PORTAL_UI")]
+    portal_ui: Option<PathBuf>,
     #[command(flatten)]
     mail: MailArgs,
     #[command(flatten)]
@@ -201,6 +204,9 @@ async fn run(
     demo: bool,
 ) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
+    if let Some(dir) = args.portal_ui.clone() {
+        portico_portal::web::serve_from(dir);
+    }
     if let Some(base_url) = &args.ai.ai_base_url {
         let chat = portico_knowledge::compose::ChatCompletions::new(
             portico_knowledge::compose::ChatConfig {
@@ -232,6 +238,7 @@ async fn run(
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("portal-core listening on http://{addr}  (health: http://{addr}/v1/health)");
+    println!("customer portal: http://{addr}/portal/");
     if demo {
         println!("{}", seed::DEMO_SIGN_INS);
     }

@@ -127,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .merge(mail::routes())
         .route("/v1/live", get(crate::live::upgrade))
         .route("/chat", get(chat_page))
+        // The customer portal web app (ui/portal) under /portal/.
+        .merge(crate::web::routes())
         // After every route is added: it applies to the routes present now.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async {

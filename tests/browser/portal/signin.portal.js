@@ -1,0 +1,42 @@
+// Signing in to the portal and the dashboard it opens on.
+const { test, expect, ADMIN, MEMBER, signInWithForm, signIn, expectAccessible } = require("./fixtures");
+
+test("a customer admin signs in with the form and sees their account's dashboard", async ({ page }) => {
+  await signInWithForm(page, ADMIN);
+  await expect(page.getByTestId("who")).toContainText("Acme Corp");
+  const dashboard = page.getByTestId("dashboard");
+  await expect(dashboard).toBeVisible();
+  // Acme is on Team with 10 seats, 8 of them held (seed.rs).
+  await expect(page.getByTestId("plan-name")).toHaveText("Team");
+  await expect(page.getByTestId("seats")).toContainText(/of \d+ seats used/);
+  await expect(dashboard.getByRole("heading", { name: "Usage this period" })).toBeVisible();
+  // API calls at 92 % of the limit: shown with its percentage and a chart.
+  await expect(dashboard.getByText(/API calls: .* \(92 %\)/)).toBeVisible();
+  await expect(dashboard.getByRole("meter", { name: "API calls" })).toBeVisible();
+  await expectAccessible(page, "the dashboard");
+
+  // Signing out ends the session: the API no longer answers for this browser.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByRole("heading", { name: "Sign in to Portico" })).toBeVisible();
+  const me = await page.evaluate(async () => (await fetch("/v1/me")).status);
+  expect(me).toBe(401);
+  await expectAccessible(page, "the sign-in page");
+});
+
+test("a wrong password is refused with a message, and nothing is signed in", async ({ page }) => {
+  await page.goto("/portal/");
+  await page.getByLabel("Email").fill(MEMBER);
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert")).toContainText("wrong email or password");
+  await expect(page.getByRole("navigation", { name: "Main" })).toHaveCount(0);
+});
+
+test("an app route survives a reload, and an unknown one says not found", async ({ page }) => {
+  await signIn(page, ADMIN, "/portal/requests");
+  await expect(page.getByRole("heading", { name: "Requests", level: 1 })).toBeVisible();
+  await page.reload();
+  await expect(page.getByRole("heading", { name: "Requests", level: 1 })).toBeVisible();
+  await page.goto("/portal/no/such/page");
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+});
