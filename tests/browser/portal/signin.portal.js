@@ -32,6 +32,26 @@ test("a wrong password is refused with a message, and nothing is signed in", asy
   await expect(page.getByRole("navigation", { name: "Main" })).toHaveCount(0);
 });
 
+test("the portal page is served under a strict Content-Security-Policy with long-cached hashed assets", async ({ page }) => {
+  const assets = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/portal/assets/")) assets.push(r);
+  });
+  const resp = await page.goto("/portal/");
+  const csp = resp.headers()["content-security-policy"];
+  expect(csp, "the page has a CSP").toContain("script-src 'self'");
+  expect(csp).toContain("style-src 'self'");
+  expect(csp).not.toContain("unsafe-inline");
+  expect(resp.headers()["cache-control"]).toBe("no-cache");
+  await expect(page.getByRole("heading", { name: "Sign in to Portico" })).toBeVisible();
+  expect(assets.length, "the script and the stylesheet").toBeGreaterThanOrEqual(2);
+  for (const a of assets) expect(a.headers()["cache-control"]).toContain("immutable");
+  // Nothing outside the build's assets folder is served.
+  for (const path of ["/portal/assets/..%2f..%2fCargo.toml", "/portal/assets/.env", "/portal/assets/x.exe"]) {
+    expect((await page.request.get(path)).status(), path).toBe(404);
+  }
+});
+
 test("an app route survives a reload, and an unknown one says not found", async ({ page }) => {
   await signIn(page, ADMIN, "/portal/requests");
   await expect(page.getByRole("heading", { name: "Requests", level: 1 })).toBeVisible();
