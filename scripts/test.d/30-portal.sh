@@ -7,4 +7,8 @@
 # and 30-portal.sh install them). Arguments pick test files.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The app's own checks first: svelte-check (warnings are errors) and its
+# unit tests (language choice, translations complete, CSRF cookie, routes).
+[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
+(cd ui && npm run check -w @portico/portal && npm test -w @portico/portal)
 exec ./scripts/portal-run npx --no-install playwright test --config portal.config.js "$@"

@@ -72,6 +72,10 @@ test("an admin invites a user into a free seat, changes their role and removes t
 });
 
 test("a member sees no billing pages, cannot open them by URL, and the API refuses them", async ({ page }) => {
+  const adminCode = [];
+  page.on("request", (r) => {
+    if (/\/portal\/assets\/(Users|Plan|Invoices|Usage)-/.test(r.url())) adminCode.push(r.url());
+  });
   const me = await signIn(page, MEMBER);
   const account = me.account.id;
   const nav = page.getByRole("navigation", { name: "Main" });
@@ -87,6 +91,7 @@ test("a member sees no billing pages, cannot open them by URL, and the API refus
     await expect(page.getByRole("button", { name: "Preview the change" })).toHaveCount(0);
   }
   await expectAccessible(page, "the not-found page");
+  expect(adminCode, "a member's browser never loads the account administration code").toEqual([]);
 
   // Crafted requests from the member's own signed-in page are refused.
   const invoices = await pageFetch(page, `/v1/accounts/${account}/invoices`);
