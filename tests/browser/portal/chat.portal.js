@@ -1,6 +1,6 @@
 // Chat with a person from any portal page, over the live hub: typing, read
 // state, replies live, and markup shown as text.
-const { test, expect, ADMIN, PASSWORD, signIn, expectAccessible } = require("./fixtures");
+const { test, expect, ADMIN, PASSWORD, signIn, expectAccessible, csrf } = require("./fixtures");
 
 /** An agent in their own browser context with a live socket recording frames. */
 async function openAgent(browser) {
@@ -72,7 +72,7 @@ test("a customer chats with an agent from the dashboard: typing, read state, liv
 
   // The agent replies with markup of their own: shown live, as text.
   const reply = `<img src=x onerror="window.__pwned='agent'">We restarted it`;
-  const posted = await agent.request.post(`/v1/conversations/${conversation}/messages`, { data: { body: reply } });
+  const posted = await agent.request.post(`/v1/conversations/${conversation}/messages`, { data: { body: reply }, headers: await csrf(agent.request) });
   expect(posted.status()).toBe(201);
   await expect(log).toContainText(reply);
   await expect(log.locator("li").filter({ hasText: "We restarted it" })).toContainText(agent.name);

@@ -55,6 +55,16 @@ async function staff(playwright) {
   return ctx;
 }
 
+/**
+ * The CSRF header for unsafe calls made with a request context's session
+ * cookie: the `portico_csrf` cookie's value (none before sign-in).
+ */
+async function csrf(requestContext) {
+  const { cookies } = await requestContext.storageState();
+  const c = cookies.find((c) => c.name === "portico_csrf");
+  return c ? { "x-csrf-token": decodeURIComponent(c.value) } : {};
+}
+
 /** Calls the API from inside the page, as the app does (cookie + CSRF header). */
 async function pageFetch(page, path, init = {}) {
   return page.evaluate(
@@ -91,4 +101,5 @@ async function hasEndpoint(page, method, path) {
 }
 
 module.exports = {
+  csrf,
   hasEndpoint, test, expect, PASSWORD, ADMIN, MEMBER, STAFF, signIn, signInWithForm, staff, pageFetch, expectAccessible };

@@ -1,6 +1,6 @@
 // A customer of account A cannot reach account B by editing URLs or ids,
 // and what people type is shown as text, never run.
-const { test, expect, ADMIN, signIn, staff, pageFetch, hasEndpoint } = require("./fixtures");
+const { test, expect, ADMIN, signIn, staff, pageFetch, hasEndpoint, csrf } = require("./fixtures");
 
 /** Another account's ids, found with staff credentials. */
 async function otherAccount(playwright, own) {
@@ -9,7 +9,7 @@ async function otherAccount(playwright, own) {
   const b = accounts.find((a) => a.id !== own);
   const invoice = (await (await s.get(`/v1/accounts/${b.id}/invoices`)).json()).items[0];
   const users = (await (await s.get(`/v1/accounts/${b.id}/users`)).json()).items;
-  const created = await s.post("/v1/requests", { data: { account_id: b.id, kind: "bug", title: "B's private bug report", body: "Only B may read this" } });
+  const created = await s.post("/v1/requests", { data: { account_id: b.id, kind: "bug", title: "B's private bug report", body: "Only B may read this" }, headers: await csrf(s) });
   expect(created.status(), "staff opens a request for account B").toBe(201);
   const request = await created.json();
   await s.dispose();

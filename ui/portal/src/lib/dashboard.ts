@@ -59,7 +59,8 @@ export interface ReleaseNote {
 }
 export interface Dashboard {
   account: { id: string; name: string; lifecycle_stage?: string };
-  lifecycle_stage: string;
+  /** Present when the server shows it to this viewer. */
+  lifecycle_stage?: string | null;
   plan: { id?: string; code: string; name: string; features?: string[] };
   renewal: { at: string | null; status?: string; pending_change?: unknown };
   seats: { seats: number; assigned: number; available?: number; min_seats?: number; max_seats?: number };
@@ -98,7 +99,7 @@ async function composeDashboard(accountId: string): Promise<Dashboard> {
   const plan = plans.items.find((p) => p.id === sub.plan_id) ?? { code: '', name: '', features: [] };
   return {
     account,
-    lifecycle_stage: account.lifecycle_stage ?? 'active',
+    lifecycle_stage: account.lifecycle_stage ?? null,
     plan,
     renewal: { at: sub.current_period_end, status: sub.status, pending_change: sub.pending_change },
     seats,
