@@ -25,7 +25,8 @@ pub enum LiveEvent {
     Disconnected { reason: String, retry_in: Duration },
     /// A committed change, already redacted for this user.
     Change(Change),
-    /// Changes were missed: pull over HTTP from the local cursor.
+    /// Changes were missed, or what this user may see changed: pull over
+    /// HTTP from the local cursor (the pull resyncs if the scope changed).
     PullNeeded,
     /// Any other signal (typing, presence, read receipts, acks, errors).
     Signal(ServerFrame),
@@ -41,9 +42,10 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
 /// How often the client pings; a socket silent for three periods is dead.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Runs the client until `stop` turns true. `cursor` is the last change seq
-/// the caller has applied (the client resumes from it and advances it as
-/// changes arrive); `token` gives the current access token (it may be
+/// Runs the client until `stop` turns true. `cursor` is the seq up to which
+/// every change visible to this user has been passed on: the client resumes
+/// from it after each reconnect and advances it only when that stays true
+/// (see [`Delivery`]). `token` gives the current access token (it may be
 /// refreshed between connections); `outgoing` carries typing, viewing and
 /// other frames from the UI.
 pub async fn run(
@@ -55,11 +57,24 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = 0u32;
+    // Kept across connections: a change passed on before a drop may be
+    // replayed by the next resume (the cursor stays behind until the
+    // resume completes), and is not passed on again.
+    let mut delivered = Delivered::default();
     loop {
         if *stop.borrow() {
             return;
         }
-        let reason = match session(&base, &token, &cursor, &events, &mut outgoing, &mut stop).await
+        let reason = match session(
+            &base,
+            &token,
+            &cursor,
+            &events,
+            &mut delivered,
+            &mut outgoing,
+            &mut stop,
+        )
+        .await
         {
             Ok(()) if *stop.borrow() => return,
             Ok(()) => {
@@ -79,9 +94,87 @@ pub async fn run(
     }
 }
 
-/// Change seqs remembered per connection to pass each change on once (the
-/// resume page is at most 1,000 changes).
+/// Change seqs remembered to pass each change on once (a resume page is at
+/// most 1,000 changes).
 const DELIVERED_KEPT: usize = 4_096;
+
+/// The seqs of the changes most recently passed on.
+#[derive(Default)]
+struct Delivered(std::collections::BTreeSet<i64>);
+
+impl Delivered {
+    /// True the first time `seq` is seen.
+    fn first_time(&mut self, seq: i64) -> bool {
+        if !self.0.insert(seq) {
+            return false;
+        }
+        if self.0.len() > DELIVERED_KEPT {
+            self.0.pop_first();
+        }
+        true
+    }
+}
+
+/// When the cursor may move, for one connection.
+///
+/// After `hello` the server sends changes as they commit *and* replays what
+/// was missed since the cursor, so a newer change can arrive before older
+/// ones of the replay. Moving the cursor to the newest seq seen (a
+/// high-water mark) would then skip the older ones for good if the socket
+/// dropped before the replay ended. So the cursor stays put until the
+/// server says the replay is complete, then jumps to everything seen; after
+/// that changes come in commit order and it follows each one. A `lagged`
+/// (changes skipped for this client) holds it at the last seq before the
+/// hole for the rest of the connection, and the client reconnects so the
+/// resume fills the hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Waiting for `resumed {complete: true}`; `seen` is the newest seq so far.
+    Resuming { seen: i64 },
+    /// Changes arrive in commit order: the cursor follows them.
+    InOrder,
+    /// Something was skipped: the cursor stays where it is.
+    Held,
+}
+
+impl Delivery {
+    /// A change arrived.
+    fn change(&mut self, cursor: &watch::Sender<i64>, seq: i64) {
+        match self {
+            Delivery::Resuming { seen } => *seen = (*seen).max(seq),
+            Delivery::InOrder => advance(cursor, seq),
+            Delivery::Held => {}
+        }
+    }
+
+    /// The replay is complete up to `seq`: every change up to it, and every
+    /// one sent live since, has arrived.
+    fn resumed(&mut self, cursor: &watch::Sender<i64>, seq: i64) {
+        if let Delivery::Resuming { seen } = *self {
+            advance(cursor, seq.max(seen));
+            *self = Delivery::InOrder;
+        }
+    }
+
+    /// Changes after `after_seq` were skipped.
+    fn lagged(&mut self, cursor: &watch::Sender<i64>, after_seq: i64) {
+        cursor.send_if_modified(|c| {
+            let behind = after_seq < *c;
+            *c = (*c).min(after_seq);
+            behind
+        });
+        *self = Delivery::Held;
+    }
+}
+
+/// Moves the cursor forward to `seq` (never back).
+fn advance(cursor: &watch::Sender<i64>, seq: i64) {
+    cursor.send_if_modified(|c| {
+        let newer = seq > *c;
+        *c = (*c).max(seq);
+        newer
+    });
+}
 
 /// One connection: hello, resume, then frames until it drops.
 async fn session(
@@ -89,11 +182,15 @@ async fn session(
     token: &impl Fn() -> Option<String>,
     cursor: &watch::Sender<i64>,
     events: &broadcast::Sender<LiveEvent>,
+    delivered: &mut Delivered,
     outgoing: &mut mpsc::Receiver<ClientFrame>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let token = token().ok_or("not signed in")?;
-    let mut delivered = std::collections::BTreeSet::new();
+    // Changes can come before `hello` (committed while it is written).
+    let mut delivery = Delivery::Resuming {
+        seen: *cursor.borrow(),
+    };
     let url = format!("{}/v1/live", base.replacen("http", "ws", 1));
     let mut req = url
         .into_client_request()
@@ -140,6 +237,11 @@ async fn session(
                 let text = match msg {
                     Ws::Text(t) => t,
                     Ws::Close(frame) => {
+                        if frame.as_ref().is_some_and(|f| u16::from(f.code) == portico_model::live::close::SCOPE_CHANGED) {
+                            // What this user may see changed: the next pull
+                            // lets the server ask for a resync.
+                            let _ = events.send(LiveEvent::PullNeeded);
+                        }
                         let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
                         return Err(format!("closed by the server: {why}"));
                     }
@@ -153,28 +255,29 @@ async fn session(
                         let _ = events.send(LiveEvent::Connected { seq });
                     }
                     ServerFrame::Change { change } => {
-                        // Replays after a resume may repeat what a pull already
-                        // applied; the cursor only moves forward.
-                        cursor.send_if_modified(|c| {
-                            let newer = change.seq > *c;
-                            *c = (*c).max(change.seq);
-                            newer
-                        });
-                        // The resume page and the live fan-out overlap: a change
-                        // committed while the server reads the page comes by
-                        // both. Each is passed on once.
-                        if delivered.insert(change.seq) {
-                            if delivered.len() > DELIVERED_KEPT {
-                                let oldest = *delivered.first().expect("not empty");
-                                delivered.remove(&oldest);
-                            }
+                        delivery.change(cursor, change.seq);
+                        // The resume page and the live fan-out overlap, and a
+                        // replay after a reconnect may repeat what came before
+                        // the drop: each change is passed on once.
+                        if delivered.first_time(change.seq) {
                             let _ = events.send(LiveEvent::Change(change));
                         }
                     }
-                    ServerFrame::Lagged { .. } | ServerFrame::Resumed { complete: false, .. } => {
-                        let _ = events.send(LiveEvent::PullNeeded);
+                    ServerFrame::Resumed { seq, complete: true } => delivery.resumed(cursor, seq),
+                    ServerFrame::Resumed { seq, complete: false } => {
+                        // Too much for one page: ask for the next one. The
+                        // cursor stays put until the replay is complete.
+                        sink.send(send(&ClientFrame::Resume { after_seq: seq })).await.map_err(|e| format!("resume failed: {e}"))?;
                     }
-                    ServerFrame::Pong | ServerFrame::Resumed { .. } => {}
+                    ServerFrame::Lagged { after_seq } => {
+                        delivery.lagged(cursor, after_seq);
+                        let _ = events.send(LiveEvent::PullNeeded);
+                        // Reconnecting resumes from the cursor, which fills
+                        // the hole over the socket.
+                        let _ = sink.send(Ws::Close(None)).await;
+                        return Err(format!("changes after {after_seq} were skipped; resuming"));
+                    }
+                    ServerFrame::Pong => {}
                     other => {
                         let _ = events.send(LiveEvent::Signal(other));
                     }
