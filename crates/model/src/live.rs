@@ -29,6 +29,9 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4008;
     /// The server is shutting down: reconnect with backoff.
     pub const GOING_AWAY: u16 = 1001;
+    /// What this user may see changed (teams, conversation access, role,
+    /// plan): reconnect, and pull so the server can ask for a resync.
+    pub const SCOPE_CHANGED: u16 = 4003;
 }
 
 /// What a client sends.

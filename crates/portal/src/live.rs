@@ -52,6 +52,8 @@ struct Conn {
     /// When the writer last got a frame out (ms since the hub started).
     progress: Arc<AtomicU64>,
     close: watch::Sender<CloseReason>,
+    /// Closed by the hub (scope changed): offered nothing more.
+    closed: bool,
     subscriptions: HashSet<ConversationId>,
 }
 
@@ -65,6 +67,9 @@ struct State {
     customers: HashMap<Option<AccountId>, HashSet<u64>>,
     /// Who is viewing each conversation, by connection.
     presence: HashMap<ConversationId, HashMap<u64, live::Viewer>>,
+    /// Connections whose user or account changed in a way that may change
+    /// what they see; the sweeper checks them against the store.
+    recheck: HashSet<u64>,
 }
 
 /// A client whose queue stays full this long has stopped reading.
@@ -135,6 +140,7 @@ impl Hub {
             live_from: None,
             progress: progress.clone(),
             close,
+            closed: false,
             subscriptions: HashSet::new(),
         };
         st.conns.insert(id, conn);
@@ -206,6 +212,9 @@ impl Hub {
     /// skipped too until `lagged` fits in the queue, so the client never sees
     /// a change after a hole without being told to pull.
     fn offer_change(conn: &mut Conn, change: portico_model::wire::Change) {
+        if conn.closed {
+            return;
+        }
         conn.live_from.get_or_insert(change.seq);
         if let Some(after_seq) = conn.lagged_after {
             if conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_err() {
@@ -226,6 +235,7 @@ impl Hub {
         let mut guard = self.state.lock().unwrap();
         let st = &mut *guard;
         for raw in changes {
+            Self::note_scope_change(st, raw);
             // Staff with access to all conversations see a change the same
             // way: shape it once. Team access is shaped per viewer.
             let mut for_all: Option<Option<portico_model::wire::Change>> = None;
@@ -273,6 +283,139 @@ impl Hub {
                 }
             }
         }
+        if !st.recheck.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A connection's viewer is fixed when it signs in; a change to its
+    /// user (teams, conversation access, role, status) or to its account's
+    /// subscription (plan) may change what it may see.
+    ///
+    /// A user change carries everything the viewer is made of but the
+    /// plan, so it is decided here, before any later change is shaped for
+    /// the old viewer: the connection is closed ([`close::SCOPE_CHANGED`]:
+    /// the client reconnects under the new scope and its next pull
+    /// resyncs; or [`close::UNAUTHENTICATED`] for a disabled or deleted
+    /// user) and offered nothing more. A subscription change needs the
+    /// plan read from the store, so those connections are checked by the
+    /// sweeper ([`Hub::recheck_scopes`]), off the writer.
+    fn note_scope_change(st: &mut State, raw: &RawChange) {
+        match raw.kind {
+            Kind::User => {
+                let user: Option<User> = raw
+                    .row
+                    .as_ref()
+                    .and_then(|r| serde_json::from_value(r.clone()).ok());
+                for conn in st.conns.values_mut() {
+                    if conn.viewer.user_id.0 != raw.id || conn.closed {
+                        continue;
+                    }
+                    let reason = match &user {
+                        Some(u) if u.status == UserStatus::Active => {
+                            let now = Viewer {
+                                user_id: u.id,
+                                role: u.role,
+                                account_id: u.account_id,
+                                plan_code: conn.viewer.plan_code.clone(),
+                                access: u.conversation_access,
+                                team_ids: u.team_ids.clone(),
+                            };
+                            if same_scope(&conn.viewer, &now) {
+                                continue;
+                            }
+                            (
+                                close::SCOPE_CHANGED,
+                                "what you may see changed: reconnect and pull to resync",
+                            )
+                        }
+                        _ => (close::UNAUTHENTICATED, "this user can no longer sign in"),
+                    };
+                    Self::close_conn(conn, reason.0, reason.1);
+                }
+            }
+            Kind::Subscription => {
+                let touched: Vec<u64> = raw
+                    .account_id
+                    .as_deref()
+                    .and_then(|a| a.parse::<AccountId>().ok())
+                    .and_then(|a| st.customers.get(&Some(a)))
+                    .map(|ids| ids.iter().copied().collect())
+                    .unwrap_or_default();
+                st.recheck.extend(touched);
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes a connection and offers it nothing more.
+    fn close_conn(conn: &mut Conn, code: u16, reason: &str) {
+        tracing::info!(user = %conn.viewer.user_id, code, "closing a live socket: {reason}");
+        conn.closed = true;
+        let _ = conn.close.send(Some((code, reason.to_owned())));
+    }
+
+    /// Derives the viewer of each connection marked for a check again from
+    /// the store, as a new sign-in would, and closes those whose scope
+    /// changed ([`close::SCOPE_CHANGED`]: the client reconnects under the
+    /// new scope and its next pull resyncs) or whose user may no longer
+    /// sign in ([`close::UNAUTHENTICATED`]). Until then the old viewer
+    /// keeps shaping its changes: the window is one sweep (≤ 250 ms).
+    fn recheck_scopes(&self, store: &Store) {
+        let due: Vec<(u64, Viewer)> = {
+            let mut st = self.state.lock().unwrap();
+            let ids: Vec<u64> = st.recheck.drain().collect();
+            ids.into_iter()
+                .filter_map(|id| st.conns.get(&id).map(|c| (id, c.viewer.clone())))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let fresh = store.read(|c| {
+            due.iter()
+                .map(|(id, old)| {
+                    let now = match store::get::<User>(c, old.user_id.0)? {
+                        Some(u) if u.status == UserStatus::Active => {
+                            Some(crate::auth::viewer_for_user(c, &u)?)
+                        }
+                        _ => None,
+                    };
+                    Ok((*id, old, now))
+                })
+                .collect::<Result<Vec<_>>>()
+        });
+        let fresh = match fresh {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check live viewers again; will retry");
+                self.state
+                    .lock()
+                    .unwrap()
+                    .recheck
+                    .extend(due.iter().map(|(id, _)| *id));
+                return;
+            }
+        };
+        let mut st = self.state.lock().unwrap();
+        for (id, old, now) in fresh {
+            let Some(conn) = st.conns.get_mut(&id) else {
+                continue;
+            };
+            match now {
+                None => Self::close_conn(
+                    conn,
+                    close::UNAUTHENTICATED,
+                    "this user can no longer sign in",
+                ),
+                Some(v) if !same_scope(old, &v) => Self::close_conn(
+                    conn,
+                    close::SCOPE_CHANGED,
+                    "what you may see changed: reconnect and pull to resync",
+                ),
+                Some(_) => {}
+            }
+        }
     }
 
     /// Sends `frame` to the other subscribers of `conv` that pass `to`.
@@ -314,6 +457,12 @@ impl Hub {
     }
 }
 
+/// Two viewers see the same rows and fields (the sync feed's scope key,
+/// which covers role, account, plan and team access).
+fn same_scope(a: &Viewer, b: &Viewer) -> bool {
+    a.role == b.role && portico_model::sync::scope_key(a) == portico_model::sync::scope_key(b)
+}
+
 /// Connects the hub to the store: every committed transaction's changes are
 /// fanned out as it commits (no read back from the change log, no extra
 /// task hop), and a periodic task closes stalled clients and tells lagging
@@ -323,11 +472,16 @@ pub fn spawn_fan_out(hub: Arc<Hub>, store: Arc<Store>) -> FanOut {
     store.set_commit_listener(Some(Arc::new(move |changes: &[RawChange]| {
         h.fan_out(changes)
     })));
+    let (h, s) = (hub.clone(), store.clone());
     let sweeper = tokio::spawn(async move {
         loop {
             let _ = tokio::time::timeout(Duration::from_millis(250), hub.wake.notified()).await;
             hub.reap_stalled();
             hub.flush_lagged();
+            if !hub.state.lock().unwrap().recheck.is_empty() {
+                let (h, s) = (h.clone(), s.clone());
+                let _ = tokio::task::spawn_blocking(move || h.recheck_scopes(&s)).await;
+            }
         }
     });
     FanOut { store, sweeper }

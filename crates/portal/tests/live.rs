@@ -788,3 +788,111 @@ async fn a_resume_replays_what_was_missed_and_never_repeats_what_came_live() {
     );
     srv.stop().await;
 }
+
+/// An open socket does not keep a staff member's old scope: when an admin
+/// moves Kai to another team, his socket is closed with `SCOPE_CHANGED`
+/// before any later change is shaped for the old team, and a new socket
+/// carries the new team's messages and not the old team's.
+#[tokio::test]
+async fn a_team_change_closes_an_open_socket_and_the_new_one_has_the_new_scope() {
+    let srv = TestServer::start().await;
+    let kai = srv
+        .records::<User>("data ->> '$.email' = 'kai@portico.test'")
+        .remove(0);
+    let old_team = kai.team_ids[0];
+    let new_team = srv
+        .records::<Team>("1 = 1")
+        .into_iter()
+        .map(|t| t.id)
+        .find(|t| *t != old_team)
+        .expect("the seed has a second team");
+    let admin = srv.client_as("admin@portico.test").await;
+    let set_access = |body: serde_json::Value| {
+        let admin = admin.clone();
+        let url = srv.url(&format!("/v1/users/{}/access", kai.id));
+        async move {
+            let r = admin.patch(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    set_access(json!({ "conversation_access": "teams" })).await;
+    let convs = srv.records::<Conversation>("1 = 1");
+    let in_old = convs
+        .iter()
+        .find(|c| c.team_id == Some(old_team) && c.assignee_id != Some(kai.id))
+        .expect("the seed gives Kai's team a conversation");
+    let in_new = convs
+        .iter()
+        .find(|c| c.team_id == Some(new_team) && c.assignee_id != Some(kai.id))
+        .expect("and the other team one");
+
+    let kai_token = token(&srv, "kai@portico.test").await;
+    let mut ws = connect(&srv, &kai_token).await;
+    let agent = srv.client_as("agent@portico.test").await;
+    let before = post(&agent, &srv, in_old.id, "for Kai's old team").await;
+    assert_eq!(
+        message_ids(&until_pong(&mut ws).await, in_old.id),
+        vec![before],
+        "while in the old team, Kai gets its messages"
+    );
+
+    set_access(json!({ "team_ids": [new_team] })).await;
+    let after_move = post(&agent, &srv, in_old.id, "after Kai left").await;
+    let mut frames = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server acts within 10 s")
+        {
+            Some(Ok(Ws::Text(t))) => frames.push(serde_json::from_str::<ServerFrame>(&t).unwrap()),
+            Some(Ok(Ws::Close(Some(CloseFrame { code, .. })))) => break Some(u16::from(code)),
+            Some(Ok(Ws::Close(None))) | None | Some(Err(_)) => break None,
+            Some(Ok(_)) => continue,
+        }
+    };
+    assert_eq!(
+        code,
+        Some(close::SCOPE_CHANGED),
+        "the open socket is closed with the code that makes the client resync"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Change { change } if change.id == after_move)),
+        "nothing of the old team is shaped for Kai after the move: {frames:?}"
+    );
+
+    // The client reconnects: the new socket has the new scope.
+    let mut ws = connect(&srv, &kai_token).await;
+    let old_again = post(&agent, &srv, in_old.id, "old team again").await;
+    let new_one = post(&agent, &srv, in_new.id, "for Kai's new team").await;
+    let frames = until_pong(&mut ws).await;
+    assert_eq!(
+        message_ids(&frames, in_new.id),
+        vec![new_one],
+        "the new team's message reaches Kai: {frames:?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Change { change } if change.id == old_again)),
+        "the old team's does not: {frames:?}"
+    );
+
+    // Disabling the user closes the socket as signed out.
+    let mut ws_other = connect(&srv, &kai_token).await;
+    srv.state
+        .store
+        .write(Actor::SYSTEM, anchor(), |w| {
+            let mut u: User = store::require(w, kai.id.0)?;
+            u.status = UserStatus::Disabled;
+            w.update(&mut u)
+        })
+        .unwrap();
+    assert_eq!(
+        close_code(&mut ws_other).await,
+        Some(close::UNAUTHENTICATED),
+        "a disabled user's socket is closed as signed out"
+    );
+    srv.stop().await;
+}
