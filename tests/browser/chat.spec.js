@@ -59,12 +59,14 @@ async function openAgent(browser) {
   const context = await browser.newContext({ baseURL: process.env.PORTICO_BASE });
   const login = await context.request.post("/v1/auth/login", { data: { email: AGENT, password: PASSWORD } });
   expect(login.ok(), "the demo agent signs in").toBeTruthy();
+  // Changes on the session cookie repeat its CSRF token.
+  const { csrf_token: csrf } = await login.json();
   const me = await (await context.request.get("/v1/me")).json();
   const page = await context.newPage();
   // Any page of the portal's origin: the socket carries its session cookie.
   await page.goto("/chat");
   const socket = await liveSocket(page);
-  return { context, page, request: context.request, socket, name: me.user.name };
+  return { context, page, request: context.request, socket, name: me.user.name, csrf };
 }
 
 /** The newest change of `kind` whose row passes `match`, or null. */
@@ -215,6 +217,7 @@ test("a customer's crafted frames cannot read or post into another account's con
   expect(messages.items.map((m) => m.id)).not.toContain(postId);
   const staffPost = await agent.request.post(`/v1/conversations/${theirs.id}/messages`, {
     data: { body: "A reply for the other company only" },
+    headers: { "x-csrf-token": agent.csrf },
   });
   expect(staffPost.status()).toBe(201);
   await crafted.roundTrip();

@@ -407,6 +407,20 @@ pub struct Me {
     pub account: Option<Map<String, Value>>,
 }
 
+/// `POST /v1/auth/login` and `GET /v1/auth/session`: who is signed in and,
+/// for a cookie session, the CSRF token its changes must send in
+/// `X-CSRF-Token` (the same value as the `portico_csrf` cookie).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub user: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Map<String, Value>>,
+    /// Absent for Bearer tokens (they need no CSRF token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
 /// Usage of one meter against its plan limit.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize)]

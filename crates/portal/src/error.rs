@@ -10,6 +10,10 @@ pub enum PortalError {
     NotFound { kind: &'static str, id: String },
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A cookie-authenticated change without a valid CSRF token, or from
+    /// another site (see `web_guard`).
+    #[error("{0}")]
+    CsrfFailed(&'static str),
     #[error("sign in first: {0}")]
     Unauthenticated(&'static str),
     #[error("{0}")]
@@ -107,6 +111,7 @@ impl PortalError {
         match self {
             PortalError::NotFound { .. } => "not_found",
             PortalError::Forbidden(_) => "forbidden",
+            PortalError::CsrfFailed(_) => "csrf_failed",
             PortalError::Unauthenticated(_) => "unauthenticated",
             PortalError::Invalid(_) => "validation_failed",
             PortalError::VersionConflict { .. } => "version_conflict",
@@ -127,7 +132,7 @@ impl PortalError {
     pub fn status(&self) -> u16 {
         match self {
             PortalError::NotFound { .. } => 404,
-            PortalError::Forbidden(_) => 403,
+            PortalError::Forbidden(_) | PortalError::CsrfFailed(_) => 403,
             PortalError::Unauthenticated(_) => 401,
             PortalError::Invalid(_) => 422,
             PortalError::VersionConflict { .. } | PortalError::Conflict(_) => 409,

@@ -17,9 +17,11 @@ pub mod invoices;
 pub mod knowledge;
 pub mod live;
 pub mod mail;
+pub mod pages;
 pub mod seed;
 pub mod store;
 pub mod web;
+pub mod web_guard;
 pub mod webhooks;
 pub mod work;
 

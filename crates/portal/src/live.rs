@@ -927,6 +927,11 @@ pub async fn upgrade(
     axum::extract::Query(q): axum::extract::Query<LiveQuery>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> std::result::Result<axum::response::Response, crate::api::ApiError> {
+    // A socket on the session cookie must be opened by our own pages (a
+    // hostile page cannot ride the cookie: cross-site WebSocket hijacking).
+    if let Some(crate::api::Credential::Cookie(_)) = crate::api::presented_credential(&headers) {
+        crate::web_guard::check_origin(&headers)?;
+    }
     let token = crate::api::presented_token(&headers)
         .or(q.access_token)
         .ok_or(PortalError::Unauthenticated(

@@ -716,9 +716,14 @@ async fn missing_bad_expired_and_revoked_credentials() {
         .next()
         .unwrap()
         .to_owned();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = anon
         .post(srv.url("/v1/auth/logout"))
-        .header(COOKIE, &cookie)
+        .header(COOKIE, format!("{cookie}; portico_csrf={csrf}"))
+        .header("x-csrf-token", &csrf)
         .send()
         .await
         .unwrap();

@@ -684,7 +684,12 @@ async fn logout_ends_the_session_and_clears_the_cookie() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "the demo user signs in");
-    let cookie = format!("portico_session={}", session_cookie(&resp));
+    let session = session_cookie(&resp);
+    let csrf = resp.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .expect("a cookie sign-in returns its CSRF token")
+        .to_owned();
+    let cookie = format!("portico_session={session}; portico_csrf={csrf}");
     let with_cookie = |path: &str| client.get(srv.url(path)).header(COOKIE, cookie.clone());
     assert_eq!(
         with_cookie("/v1/me").send().await.unwrap().status(),
@@ -695,6 +700,14 @@ async fn logout_ends_the_session_and_clears_the_cookie() {
     let resp = client
         .post(srv.url("/v1/auth/logout"))
         .header(COOKIE, cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 403, "csrf_failed").await;
+    let resp = client
+        .post(srv.url("/v1/auth/logout"))
+        .header(COOKIE, cookie.clone())
+        .header("x-csrf-token", &csrf)
         .send()
         .await
         .unwrap();

@@ -96,6 +96,8 @@ export class Portal {
     });
     if (r.status !== 200) throw new Error(`sign-in of ${email} failed: ${r.status} ${await r.text()}`);
     const cookie = r.headers.get('set-cookie').split(';')[0];
+    // Changes on the session cookie repeat its CSRF token (web security).
+    const { csrf_token: csrf } = await r.json();
     const base = this.base;
     return {
       async get(path) {
@@ -104,7 +106,7 @@ export class Portal {
         return resp.json();
       },
       async post(path, body) {
-        const resp = await fetch(base + path, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const resp = await fetch(base + path, { method: 'POST', headers: { cookie: `${cookie}; portico_csrf=${csrf}`, 'x-csrf-token': csrf, 'content-type': 'application/json' }, body: JSON.stringify(body) });
         if (!resp.ok) throw new Error(`POST ${path}: ${resp.status} ${await resp.text()}`);
         return resp.json();
       },

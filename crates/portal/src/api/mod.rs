@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mail::routes())
         .route("/v1/live", get(crate::live::upgrade))
         .route("/chat", get(chat_page))
+        .merge(crate::pages::routes())
         // The customer portal web app (ui/portal) under /portal/.
         .merge(crate::web::routes())
         // After every route is added: it applies to the routes present now.
@@ -138,6 +139,13 @@ pub fn router(state: AppState) -> Router {
             })
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(
+            crate::web_guard::refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web_guard::security_headers,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -332,43 +340,69 @@ impl IntoResponse for PathError {
 }
 
 /// The signed-in viewer, from `Authorization: Bearer` or the session cookie.
+/// A change (POST, PATCH, PUT, DELETE) carried by the cookie must also pass
+/// the CSRF check (`web_guard`); Bearer tokens are not sent by browsers on
+/// their own, so they need none.
 pub struct Auth(pub Viewer);
 
-/// The raw credential a request carried, for sign-out.
-pub fn presented_token(parts: &axum::http::HeaderMap) -> Option<String> {
-    if let Some(h) = parts
+/// Where a request's credential came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    /// The `portico_session` cookie (browsers send it by themselves).
+    Cookie(String),
+}
+
+impl Credential {
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Bearer(t) | Credential::Cookie(t) => t,
+        }
+    }
+}
+
+/// The credential a request carried: the Authorization header wins over
+/// the cookie.
+pub fn presented_credential(headers: &axum::http::HeaderMap) -> Option<Credential> {
+    if let Some(h) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return h.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+        return h
+            .strip_prefix("Bearer ")
+            .map(|t| Credential::Bearer(t.trim().to_owned()));
     }
-    let cookies = parts.get_all(header::COOKIE);
-    for value in cookies.iter().filter_map(|v| v.to_str().ok()) {
-        for pair in value.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && k == SESSION_COOKIE
-            {
-                return Some(v.to_owned());
-            }
-        }
-    }
-    None
+    crate::web_guard::cookie(headers, SESSION_COOKIE).map(Credential::Cookie)
+}
+
+/// The raw credential a request carried, for sign-out.
+pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    presented_credential(headers).map(|c| c.token().to_owned())
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
+    /// Authenticates first (a revoked or expired session is a 401 whatever
+    /// else is wrong), then holds a cookie session's change to its CSRF token.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = presented_token(&parts.headers).ok_or(PortalError::Unauthenticated(
-            "send Authorization: Bearer <token> or sign in for a session cookie",
-        ))?;
+        let credential =
+            presented_credential(&parts.headers).ok_or(PortalError::Unauthenticated(
+                "send Authorization: Bearer <token> or sign in for a session cookie",
+            ))?;
+        let token = credential.token().to_owned();
         let at = state.clock.now();
         let viewer = state
             .read(move |c| crate::auth::viewer_for_token(c, &token, at))
             .await?;
+        if let Credential::Cookie(session) = &credential
+            && !crate::web_guard::is_safe(&parts.method)
+        {
+            crate::web_guard::check_csrf_token(&parts.headers, session)?;
+        }
         Ok(Auth(viewer))
     }
 }

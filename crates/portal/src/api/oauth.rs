@@ -11,11 +11,11 @@ use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use portico_model::wire::{Login, Me};
+use portico_model::wire::{Login, SessionInfo};
 use portico_model::{User, redact};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Json, SESSION_COOKIE, presented_token};
+use super::{ApiError, AppState, Auth, Credential, Json, SESSION_COOKIE, presented_credential};
 use crate::auth::{self, AuthorizeRequest};
 use crate::error::{PortalError, Result};
 
@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/session", get(session))
         .route(
             "/oauth/authorize",
             get(authorize_page).post(authorize_submit),
@@ -60,7 +61,42 @@ fn session_cookie(st: &AppState, token: &str, max_age: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
-/// Password sign-in for the web portal: sets the session cookie.
+/// The CSRF cookie: readable by the portal's scripts (not `HttpOnly`), so
+/// they can repeat it in `X-CSRF-Token`; it lives as long as the session.
+fn csrf_cookie(st: &AppState, token: &str, max_age: i64) -> String {
+    let secure = if st.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}={token}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}",
+        crate::web_guard::CSRF_COOKIE
+    )
+}
+
+/// The signed-in user and account as the user may see them.
+async fn session_info(
+    st: &AppState,
+    viewer: &portico_model::Viewer,
+    csrf_token: Option<String>,
+) -> Result<SessionInfo> {
+    let v = viewer.clone();
+    let (user, account): (User, Option<portico_model::Account>) = st
+        .read(move |c| {
+            let user = crate::store::require(c, v.user_id.0)?;
+            let account = match v.account_id {
+                Some(a) => crate::store::get(c, a.0)?,
+                None => None,
+            };
+            Ok((user, account))
+        })
+        .await?;
+    Ok(SessionInfo {
+        user: redact(viewer, &user).unwrap_or_default(),
+        account: account.and_then(|a| redact(viewer, &a)),
+        csrf_token,
+    })
+}
+
+/// Password sign-in for the web portal: sets the session cookie (first, as
+/// clients reading one `Set-Cookie` expect) and the CSRF cookie.
 async fn login(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -73,37 +109,57 @@ async fn login(
         .blocking(move |s| auth::start_session(s, uid, at))
         .await?;
     let viewer = st.read(move |c| auth::viewer_for_user(c, &user)).await?;
-    let me_user: User = {
-        let id = viewer.user_id.0;
-        st.read(move |c| crate::store::require(c, id)).await?
-    };
-    let account = match viewer.account_id {
-        Some(a) => {
-            st.read(move |c| crate::store::get::<portico_model::Account>(c, a.0))
-                .await?
-        }
-        None => None,
-    };
-    let me = Me {
-        user: redact(&viewer, &me_user).unwrap_or_default(),
-        account: account.and_then(|a| redact(&viewer, &a)),
-    };
-    let cookie = session_cookie(&st, &token, auth::SESSION_TTL_SECS);
-    Ok(([(header::SET_COOKIE, cookie)], Json(me)).into_response())
+    let csrf = crate::web_guard::csrf_token_for(&token);
+    let info = session_info(&st, &viewer, Some(csrf.clone())).await?;
+    let mut resp = Json(info).into_response();
+    let h = resp.headers_mut();
+    for cookie in [
+        session_cookie(&st, &token, auth::SESSION_TTL_SECS),
+        csrf_cookie(&st, &csrf, auth::SESSION_TTL_SECS),
+    ] {
+        h.append(
+            header::SET_COOKIE,
+            cookie.parse().expect("cookies are header-safe"),
+        );
+    }
+    Ok(resp)
 }
 
-/// Ends the session or token the request carries, and clears the cookie.
+/// Who is signed in, and the CSRF token of a cookie session: how the web
+/// app learns both after a reload.
+async fn session(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    headers: HeaderMap,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let csrf = match presented_credential(&headers) {
+        Some(Credential::Cookie(s)) => Some(crate::web_guard::csrf_token_for(&s)),
+        _ => None,
+    };
+    Ok(Json(session_info(&st, &viewer, csrf).await?))
+}
+
+/// Ends the session or token the request carries, and clears the cookies.
+/// A cookie session signs out only with its CSRF token (a hostile page
+/// must not be able to sign people out either).
 async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let token =
-        presented_token(&headers).ok_or(PortalError::Unauthenticated("nothing to sign out of"))?;
+    let credential = presented_credential(&headers)
+        .ok_or(PortalError::Unauthenticated("nothing to sign out of"))?;
+    if let Credential::Cookie(session) = &credential {
+        crate::web_guard::check_csrf_token(&headers, session)?;
+    }
+    let token = credential.token().to_owned();
     let at = st.clock.now();
     st.blocking(move |s| auth::end_session(s, &token, at))
         .await?;
-    Ok((
-        [(header::SET_COOKIE, session_cookie(&st, "", 0))],
-        StatusCode::NO_CONTENT,
-    )
-        .into_response())
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    for cookie in [session_cookie(&st, "", 0), csrf_cookie(&st, "", 0)] {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            cookie.parse().expect("cookies are header-safe"),
+        );
+    }
+    Ok(resp)
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,8 +216,7 @@ fn escape(s: &str) -> String {
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>{title} · Portico</title>\
-         <style>body{{font:15px system-ui,sans-serif;max-width:26em;margin:4em auto}}label{{display:block;margin:.8em 0}}\
-         input{{width:100%;padding:.4em}}.err{{color:#b00020}}button{{padding:.5em 1.2em}}</style></head><body>{body}</body></html>"
+         <link rel=stylesheet href=/oauth/sign-in.css></head><body>{body}</body></html>"
     )
 }
 
@@ -186,8 +241,18 @@ fn sign_in_form(p: &AuthorizeParams, error: Option<&str>, status: StatusCode) ->
          <label>Password <input name=password type=password autocomplete=current-password required></label>\
          <button type=submit>Sign in</button></form>"
     );
-    (status, Html(page("Sign in", &body))).into_response()
+    (
+        status,
+        [(header::CONTENT_SECURITY_POLICY, SIGN_IN_CSP)],
+        Html(page("Sign in", &body)),
+    )
+        .into_response()
 }
+
+/// The site policy, except that the sign-in form's answer may redirect to
+/// the desktop app's loopback address (browsers apply `form-action` to the
+/// redirect after a form post too).
+const SIGN_IN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self' http://127.0.0.1:* http://[::1]:*; frame-ancestors 'none'";
 
 /// Step 1 of the desktop sign-in, opened in the system browser: with a
 /// session it redirects straight back with a code; otherwise it asks for the
@@ -201,7 +266,7 @@ async fn authorize_page(
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if let Some(token) = presented_token(&headers) {
+    if let Some(token) = presented_credential(&headers).map(|c| c.token().to_owned()) {
         let at = st.clock.now();
         if let Ok(viewer) = st
             .read(move |c| auth::viewer_for_token(c, &token, at))

@@ -81,13 +81,21 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// A client signed in with the demo password (session cookie).
+    /// A client signed in with the demo password (session cookie), sending
+    /// the session's CSRF token on every request as the web app does.
     pub async fn client_as(&self, email: &str) -> reqwest::Client {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
+        let (client, _) = self.client_and_csrf(email).await;
+        client
+    }
+
+    /// A cookie client without the CSRF header, and the token it should send.
+    pub async fn client_and_csrf(&self, email: &str) -> (reqwest::Client, String) {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let bare = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
             .build()
             .unwrap();
-        let resp = client
+        let resp = bare
             .post(self.url("/v1/auth/login"))
             .json(&serde_json::json!({ "email": email, "password": seed::DEMO_PASSWORD }))
             .send()
@@ -99,6 +107,35 @@ impl TestServer {
             "demo user {email} must be able to sign in: {}",
             resp.text().await.unwrap()
         );
+        let body: Value = resp.json().await.unwrap();
+        let csrf = body["csrf_token"]
+            .as_str()
+            .expect("a cookie sign-in returns its CSRF token")
+            .to_owned();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-csrf-token", csrf.parse().unwrap());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        (client, csrf)
+    }
+
+    /// A cookie client that never sends the CSRF header (a forged request).
+    pub async fn client_without_csrf(&self, email: &str) -> reqwest::Client {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar)
+            .build()
+            .unwrap();
+        let resp = client
+            .post(self.url("/v1/auth/login"))
+            .json(&serde_json::json!({ "email": email, "password": seed::DEMO_PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "demo user {email} signs in");
         client
     }
 
