@@ -1,10 +1,11 @@
 // The dashboard's data: `GET /v1/accounts/{id}/dashboard` (one call,
-// already shaped for the viewer by the server's policy).
+// already shaped for the viewer by the server's policy; `billing` only for
+// administrators).
 import { api, ApiError, type Page } from './api';
 
 export interface DayUse {
   date: string;
-  used: number;
+  quantity: number;
 }
 export interface UsageSeries {
   meter: string;
@@ -13,27 +14,39 @@ export interface UsageSeries {
   used: number;
   limit: number | null;
   percent?: number | null;
-  history: DayUse[];
+  over_limit?: boolean;
+  /** One entry per UTC day, oldest first, ending today. */
+  daily: DayUse[];
 }
 export interface Feature {
-  key: string;
+  feature: string;
+  label: string;
+  /** The onboarding step that sets it up. */
+  step: string;
+}
+export interface OnboardingSummary {
+  path_id: string;
   name: string;
-  /** Where to set it up (an article), when known. */
-  article_id?: string | null;
+  done: number;
+  total: number;
+  next_step?: { key: string; title: string };
 }
 export interface OnboardingStep {
   key: string;
   title: string;
   description?: string;
+  feature?: string;
+  /** The event that completes it by itself, if any. */
+  completes_on?: string;
   done: boolean;
-  done_at?: string | null;
-  /** `event` (completes itself) or `manual`. */
-  completes_by?: string;
-  article_id?: string | null;
+  /** `event` or `manual`, when done. */
+  how?: string;
+  at?: string;
 }
 export interface Onboarding {
-  path?: string;
-  title?: string;
+  path_id?: string;
+  name: string;
+  plan?: string;
   done: number;
   total: number;
   steps: OnboardingStep[];
@@ -54,21 +67,27 @@ export interface ReleaseNote {
   body?: string;
   version_tag?: string;
   product_area?: string;
-  published_at?: string | null;
   created_at?: string;
 }
+export interface Billing {
+  period_amount: number;
+  currency: string;
+  tax_rate_bps: number;
+  credit_balance: number;
+  latest_invoice?: { id: string; number: string; total: number; currency: string; status: string; due_at: string } | null;
+}
 export interface Dashboard {
-  account: { id: string; name: string; lifecycle_stage?: string };
-  /** Present when the server shows it to this viewer. */
+  account: { id: string; name: string };
   lifecycle_stage?: string | null;
   plan: { id?: string; code: string; name: string; features?: string[] };
-  renewal: { at: string | null; status?: string; pending_change?: unknown };
+  renewal: { date: string | null; status?: string; pending_change?: unknown };
   seats: { seats: number; assigned: number; available?: number; min_seats?: number; max_seats?: number };
   usage: UsageSeries[];
-  onboarding: Onboarding | null;
-  open_requests: RequestRow[];
+  onboarding?: OnboardingSummary | null;
+  requests: { open: number; latest: RequestRow[] };
   release_notes: ReleaseNote[];
   unused_features: Feature[];
+  billing?: Billing | null;
 }
 
 export async function loadDashboard(accountId: string): Promise<Dashboard> {
@@ -84,28 +103,26 @@ export async function loadDashboard(accountId: string): Promise<Dashboard> {
 
 interface Sub { plan_id: string; seats: number; status: string; current_period_end: string; pending_change: unknown }
 interface PlanRow { id: string; code: string; name: string; features: string[] }
-interface Line { meter: string; name: string; unit: string; used: number; limit: number | null; percent?: number }
+type Line = Omit<UsageSeries, 'daily'>;
 
 async function composeDashboard(accountId: string): Promise<Dashboard> {
   const base = `/v1/accounts/${accountId}`;
   const [account, sub, plans, seats, usage, requests] = await Promise.all([
-    api<{ id: string; name: string; lifecycle_stage?: string }>(base),
+    api<{ id: string; name: string }>(base),
     api<Sub>(`${base}/subscription`),
     api<Page<PlanRow>>('/v1/plans'),
     api<Dashboard['seats']>(`${base}/seats`),
     api<Line[]>(`${base}/usage`),
     api<Page<RequestRow>>('/v1/requests?limit=50'),
   ]);
-  const plan = plans.items.find((p) => p.id === sub.plan_id) ?? { code: '', name: '', features: [] };
+  const open = requests.items.filter((r) => !['resolved', 'closed'].includes(r.status));
   return {
     account,
-    lifecycle_stage: account.lifecycle_stage ?? null,
-    plan,
-    renewal: { at: sub.current_period_end, status: sub.status, pending_change: sub.pending_change },
+    plan: plans.items.find((p) => p.id === sub.plan_id) ?? { code: '', name: '', features: [] },
+    renewal: { date: sub.current_period_end, status: sub.status, pending_change: sub.pending_change },
     seats,
-    usage: usage.map((l) => ({ ...l, history: [] })),
-    onboarding: null,
-    open_requests: requests.items.filter((r) => !['resolved', 'closed'].includes(r.status)).slice(0, 5),
+    usage: usage.map((l) => ({ ...l, daily: [] })),
+    requests: { open: open.length, latest: open.slice(0, 5) },
     release_notes: [],
     unused_features: [],
   };

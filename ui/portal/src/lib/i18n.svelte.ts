@@ -38,6 +38,12 @@ export function t(key: MessageKey, params: Record<string, string | number> = {})
   return text.replace(/\{(\w+)\}/g, (_, k) => (k in params ? String(params[k]) : `{${k}}`));
 }
 
+/** A product area's name in the UI language, or the area as the server named it. */
+export function areaName(area: string): string {
+  const key = `area.${area}` as MessageKey;
+  return key in en ? t(key) : area;
+}
+
 export function fmtNumber(n: number): string {
   return new Intl.NumberFormat(i18n.locale).format(n);
 }
@@ -52,11 +58,13 @@ export function fmtMoney(minor: number, currency: string): string {
   }
 }
 
+/** A date or an instant as a date; a bare `YYYY-MM-DD` is a UTC day, shown as that day everywhere. */
 export function fmtDate(iso: string | null | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return new Intl.DateTimeFormat(i18n.locale, { dateStyle: 'medium' }).format(d);
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(iso);
+  return new Intl.DateTimeFormat(i18n.locale, { dateStyle: 'medium', ...(day ? { timeZone: 'UTC' } : {}) }).format(d);
 }
 
 export function fmtDateTime(iso: string | null | undefined): string {

@@ -12,6 +12,8 @@ export interface AttachmentInfo {
   name: string;
   content_type: string;
   size: number;
+  uploaded_by_name?: string;
+  uploaded_at?: string;
 }
 export interface RequestRecord {
   id: string;
@@ -25,7 +27,6 @@ export interface RequestRecord {
   created_at: string;
   updated_at: string;
   votes?: number;
-  voted?: boolean;
   attachments?: AttachmentInfo[];
 }
 export interface Comment {
