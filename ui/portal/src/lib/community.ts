@@ -9,6 +9,8 @@ export interface Post {
   /** The staff-verified answer. */
   accepted?: boolean;
   verified?: boolean;
+  /** Written by Portico's staff. */
+  by_staff?: boolean;
   votes?: number;
   created_at?: string;
   answer_count?: number;
@@ -18,8 +20,9 @@ export interface Thread {
   answers: Post[];
 }
 
+/** Answers staff vouch for (verified), then the asker's accepted one, lead the thread. */
 export function isVerified(p: Post): boolean {
-  return !!(p.accepted || p.verified);
+  return !!p.verified;
 }
 
 /** A detail answer in either `{question, answers}` or `{...question, answers}` form. */

@@ -157,6 +157,8 @@ export const en = {
   'comm.none': 'No questions yet.',
   'comm.verified': 'Verified answer',
   'comm.verifiedAnswer': 'Verified by our team',
+  'comm.acceptedAnswer': 'Accepted answer',
+  'comm.byStaff': 'Portico team',
   'comm.yourAnswer': 'Your answer',
   'comm.postAnswer': 'Post answer',
   'req.new': 'New request',

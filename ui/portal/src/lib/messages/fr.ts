@@ -158,6 +158,8 @@ export const fr: Record<keyof typeof en, string> = {
   'comm.none': 'Aucune question pour le moment.',
   'comm.verified': 'Réponse vérifiée',
   'comm.verifiedAnswer': 'Vérifiée par notre équipe',
+  'comm.acceptedAnswer': 'Réponse acceptée',
+  'comm.byStaff': 'Équipe Portico',
   'comm.yourAnswer': 'Votre réponse',
   'comm.postAnswer': 'Publier la réponse',
   'req.new': 'Nouvelle demande',
