@@ -42,7 +42,28 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** The session's CSRF token as `GET /v1/auth/session` told it (when the cookie is missing). */
+let sessionCsrf: string | null = null;
+
 export async function api<T>(path: string, opts: CallOptions = {}): Promise<T> {
+  try {
+    return await call<T>(path, opts);
+  } catch (e) {
+    // A session that has no readable CSRF cookie (signed in before it
+    // existed, or the cookie was cleared): ask the server for the session's
+    // token once, then retry the change with it.
+    if (e instanceof ApiError && e.code === 'csrf_failed' && path !== '/v1/auth/session') {
+      const info = await call<{ csrf_token?: string }>('/v1/auth/session', {});
+      if (info.csrf_token && info.csrf_token !== sessionCsrf) {
+        sessionCsrf = info.csrf_token;
+        return call<T>(path, opts);
+      }
+    }
+    throw e;
+  }
+}
+
+async function call<T>(path: string, opts: CallOptions): Promise<T> {
   const method = (opts.method ?? (opts.body === undefined ? 'GET' : 'POST')).toUpperCase();
   const headers: Record<string, string> = { accept: 'application/json' };
   let body: BodyInit | undefined;
@@ -54,7 +75,7 @@ export async function api<T>(path: string, opts: CallOptions = {}): Promise<T> {
     headers['content-type'] = 'application/json';
   }
   if (UNSAFE.has(method)) {
-    const token = csrfToken();
+    const token = sessionCsrf ?? csrfToken();
     if (token) headers['x-csrf-token'] = token;
   }
   let resp: Response;
@@ -64,6 +85,8 @@ export async function api<T>(path: string, opts: CallOptions = {}): Promise<T> {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and try again.');
   }
+  // A new session has a new token: the cookie login set is the one to use.
+  if (resp.ok && path === '/v1/auth/login') sessionCsrf = null;
   if (resp.status === 204) return undefined as T;
   const text = await resp.text();
   let data: unknown = null;
