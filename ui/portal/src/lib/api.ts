@@ -42,20 +42,18 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** The session's CSRF token as `GET /v1/auth/session` told it (when the cookie is missing). */
-let sessionCsrf: string | null = null;
-
 export async function api<T>(path: string, opts: CallOptions = {}): Promise<T> {
   try {
     return await call<T>(path, opts);
   } catch (e) {
-    // A session that has no readable CSRF cookie (signed in before it
-    // existed, or the cookie was cleared): ask the server for the session's
-    // token once, then retry the change with it.
-    if (e instanceof ApiError && e.code === 'csrf_failed' && path !== '/v1/auth/session') {
+    // A session whose readable CSRF cookie is gone or stale (signed in
+    // before it existed, cleared by the browser): the server checks the
+    // header against both the cookie and the session, so ask it for the
+    // session's token, put the cookie back, and retry once.
+    if (e instanceof ApiError && e.code === 'csrf_failed' && typeof document !== 'undefined') {
       const info = await call<{ csrf_token?: string }>('/v1/auth/session', {});
-      if (info.csrf_token && info.csrf_token !== sessionCsrf) {
-        sessionCsrf = info.csrf_token;
+      if (info.csrf_token && info.csrf_token !== csrfToken()) {
+        document.cookie = `${CSRF_COOKIE}=${encodeURIComponent(info.csrf_token)}; Path=/; SameSite=Lax${location.protocol === 'https:' ? '; Secure' : ''}`;
         return call<T>(path, opts);
       }
     }
@@ -75,7 +73,7 @@ async function call<T>(path: string, opts: CallOptions): Promise<T> {
     headers['content-type'] = 'application/json';
   }
   if (UNSAFE.has(method)) {
-    const token = sessionCsrf ?? csrfToken();
+    const token = csrfToken();
     if (token) headers['x-csrf-token'] = token;
   }
   let resp: Response;
@@ -85,8 +83,6 @@ async function call<T>(path: string, opts: CallOptions): Promise<T> {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'The server could not be reached. Check your connection and try again.');
   }
-  // A new session has a new token: the cookie login set is the one to use.
-  if (resp.ok && path === '/v1/auth/login') sessionCsrf = null;
   if (resp.status === 204) return undefined as T;
   const text = await resp.text();
   let data: unknown = null;
