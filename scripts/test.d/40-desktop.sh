@@ -31,5 +31,8 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- bash -euo pipefail -c
     dunst >/dev/null 2>&1 &
     trap "kill $! 2>/dev/null || true" EXIT
     PORTICO_REQUIRE_KEYCHAIN=1 cargo test --locked -p portico-inbox --test desk the_refresh_token_round_trips
+    # A mention, an assignment and an alert each become a real notification,
+    # read back from dunst'"'"'s history.
+    PORTICO_REQUIRE_NOTIFICATIONS=1 cargo test --locked -p portico-inbox --test desk assignment_mention_and_alert_reach_the_notification_daemon
     node --test --test-concurrency=1 ui/inbox/tests/e2e.test.mjs
 '

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use portico_inbox::desk::{CannedReply, Command, DeskError, DeskEvent, DeskState, SignInStarted};
+use portico_inbox::desk::{Command, DeskError, DeskEvent, DeskState, SignInStarted};
 use portico_inbox::query::{ConversationRow, Mention};
 use portico_inbox::reads::ConversationDetail;
 use portico_inbox::search::Hit;
@@ -28,7 +28,8 @@ fn export(cfg: &Config) {
     DeskState::export_all(cfg).unwrap();
     DeskError::export_all(cfg).unwrap();
     SignInStarted::export_all(cfg).unwrap();
-    CannedReply::export_all(cfg).unwrap();
+    portico_model::SavedReply::export_all(cfg).unwrap();
+    portico_inbox::replies::FilledReply::export_all(cfg).unwrap();
     ConversationRow::export_all(cfg).unwrap();
     ConversationDetail::export_all(cfg).unwrap();
     Mention::export_all(cfg).unwrap();
@@ -36,6 +37,9 @@ fn export(cfg: &Config) {
     Alert::export_all(cfg).unwrap();
     User::export_all(cfg).unwrap();
     portico_inbox::outbox::Rejection::export_all(cfg).unwrap();
+    portico_inbox::engine::Queued::export_all(cfg).unwrap();
+    portico_inbox::drafts::DraftView::export_all(cfg).unwrap();
+    portico_model::Article::export_all(cfg).unwrap();
 }
 
 /// Every `.ts` file under `dir`, by path relative to it.

@@ -384,7 +384,12 @@ fn restore_derived(tx: &Connection) -> Result<()> {
              SELECT DISTINCT account_id FROM records
               WHERE kind = 'subscription' AND account_id IS NOT NULL;
          DELETE FROM inbox;
-         INSERT INTO inbox_refresh (id) SELECT id FROM records WHERE kind = 'conversation';",
+         INSERT INTO inbox_refresh (id) SELECT id FROM records WHERE kind = 'conversation';
+         DELETE FROM mentions;
+         INSERT INTO mentions (user_id, message_id)
+             SELECT DISTINCT j.value, r.id FROM records r, json_each(r.data, '$.mentions') j
+              WHERE r.kind = 'message' AND r.data ->> '$.kind' = 'internal_note'
+                AND j.type = 'text';",
     )?;
     Ok(())
 }

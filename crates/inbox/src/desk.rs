@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portico_model::live::{ClientFrame, ServerFrame, Viewer};
-use portico_model::{ConversationId, ConversationStatus, Kind, Priority, User, UserId};
+use portico_model::{
+    ArticleId, ConversationId, ConversationStatus, DraftId, Kind, MessageId, Priority,
+    SavedReplyId, User, UserId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
@@ -90,7 +93,7 @@ pub enum Command {
     },
     /// A page of a conversation list: `ConversationRow[]`.
     List {
-        request: ListRequest,
+        request: Box<ListRequest>,
     },
     /// Internal notes mentioning me: `Mention[]`.
     Mentions {
@@ -99,6 +102,28 @@ pub enum Command {
     /// Alerts for me on key accounts: `Alert[]`.
     Alerts {
         limit: usize,
+    },
+    /// AI drafts waiting for review: `DraftView[]`.
+    Drafts {
+        limit: usize,
+    },
+    /// Approve a draft, as written (`body` null) or edited, running only
+    /// the proposed actions picked: `Queued`.
+    ApproveDraft {
+        id: DraftId,
+        #[serde(default)]
+        body: Option<String>,
+        #[serde(default)]
+        run_actions: Vec<u32>,
+    },
+    /// Reject a draft, saying why: `Queued`.
+    RejectDraft {
+        id: DraftId,
+        reason: String,
+    },
+    /// A mirrored help-centre article (what a draft cites): `Article | null`.
+    Article {
+        id: ArticleId,
     },
     /// One conversation: `ConversationDetail | null`.
     Open {
@@ -111,8 +136,13 @@ pub enum Command {
     },
     /// Staff to assign to or mention: `User[]`.
     Staff,
-    /// Canned replies for the composer: `CannedReply[]`.
+    /// Saved replies for the composer (the team's and mine): `SavedReply[]`.
     CannedReplies,
+    /// A saved reply filled in for a conversation: `FilledReply`.
+    FillReply {
+        id: SavedReplyId,
+        conversation: ConversationId,
+    },
     Assign {
         id: ConversationId,
         assignee: Option<UserId>,
@@ -142,9 +172,17 @@ pub enum Command {
         id: ConversationId,
         tags: Vec<String>,
     },
+    /// A reply to the customer. With `seen` (the last message shown when
+    /// the person started writing) the desk refuses with
+    /// `answered_meanwhile` if someone else has replied since, unless
+    /// `confirm` says to send anyway.
     Reply {
         id: ConversationId,
         body: String,
+        #[serde(default)]
+        seen: Option<MessageId>,
+        #[serde(default)]
+        confirm: bool,
     },
     Note {
         id: ConversationId,
@@ -195,35 +233,6 @@ pub struct SignInStarted {
     /// Whether the system browser was opened (otherwise open the link).
     pub browser_opened: bool,
 }
-
-/// A canned reply for the composer.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize)]
-pub struct CannedReply {
-    pub title: &'static str,
-    pub body: &'static str,
-}
-
-/// The built-in canned replies. Shared, server-managed macros are not in
-/// the record model yet; these cover the everyday answers.
-pub const CANNED_REPLIES: &[CannedReply] = &[
-    CannedReply {
-        title: "Looking into it",
-        body: "Thanks for reaching out. I'm looking into this now and will get back to you shortly.",
-    },
-    CannedReply {
-        title: "Need more details",
-        body: "Could you tell me a bit more: what you expected to happen, what happened instead, and roughly when?",
-    },
-    CannedReply {
-        title: "Fixed, please confirm",
-        body: "This should be fixed now. Could you check on your side and let me know if anything still looks off?",
-    },
-    CannedReply {
-        title: "Closing",
-        body: "I'll close this conversation for now. Just reply here if you need anything else.",
-    },
-];
 
 /// What the UI is told, as it happens.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -385,6 +394,14 @@ impl Desk {
                 let (engine, me) = self.signed_in()?;
                 json(engine.key_account_alerts(me.user_id, limit)?)
             }
+            Command::Drafts { limit } => json(self.signed_in()?.0.drafts_to_review(limit)?),
+            Command::ApproveDraft {
+                id,
+                body,
+                run_actions,
+            } => self.intent(|e| e.approve_draft(id, body, run_actions)),
+            Command::RejectDraft { id, reason } => self.intent(|e| e.reject_draft(id, reason)),
+            Command::Article { id } => json(self.signed_in()?.0.record(Kind::Article, id.0)?),
             Command::Open { id } => json(self.signed_in()?.0.open_conversation(id)?),
             Command::Search { text, limit } => {
                 let mut q = SearchQuery::new(text);
@@ -392,7 +409,11 @@ impl Desk {
                 json(self.signed_in()?.0.search(&q)?)
             }
             Command::Staff => json::<Vec<User>>(self.signed_in()?.0.staff()?),
-            Command::CannedReplies => json(CANNED_REPLIES),
+            Command::CannedReplies => json(self.signed_in()?.0.saved_replies()?),
+            Command::FillReply { id, conversation } => {
+                let (engine, me) = self.signed_in()?;
+                json(engine.fill_saved_reply(id, conversation, me.user_id)?)
+            }
             Command::Assign { id, assignee } => self.intent(|e| e.assign(id, assignee)),
             Command::SetStatus {
                 id,
@@ -423,7 +444,42 @@ impl Desk {
             Command::SetPriority { id, priority } => self.intent(|e| e.set_priority(id, priority)),
             Command::AddTags { id, tags } => self.intent(|e| e.add_tags(id, tags)),
             Command::RemoveTags { id, tags } => self.intent(|e| e.remove_tags(id, tags)),
-            Command::Reply { id, body } => self.intent(|e| e.reply(id, body)),
+            Command::Reply {
+                id,
+                body,
+                seen,
+                confirm,
+            } => {
+                let (engine, me) = self.signed_in()?;
+                let left = crate::replies::placeholders(&body);
+                if !confirm && !left.is_empty() {
+                    return Err(DeskError::new(
+                        "unfilled_placeholder",
+                        format!(
+                            "the reply still holds {}: fill it in or remove it, or send anyway",
+                            left.iter()
+                                .map(|p| format!("{{{{{p}}}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                if !confirm && let Some(m) = engine.answered_since(id, seen, me.user_id)? {
+                    return Err(DeskError::new(
+                        "answered_meanwhile",
+                        format!(
+                            "{} replied while you were writing: “{}”. Send yours anyway?",
+                            if m.author_name.is_empty() {
+                                "Someone"
+                            } else {
+                                &m.author_name
+                            },
+                            notify::excerpt(&m.body)
+                        ),
+                    ));
+                }
+                self.intent(|e| e.reply(id, body))
+            }
             Command::Note { id, body, mentions } => self.intent(|e| e.note(id, body, mentions)),
             Command::Rejections => json(self.signed_in()?.0.rejections()?),
             Command::AcknowledgeRejection { mutation_id } => {
@@ -434,12 +490,14 @@ impl Desk {
                 Ok(Value::Null)
             }
             Command::Viewing { id, replying } => {
+                // The hub takes presence only from a subscriber: subscribe
+                // first (again is harmless), then say what I am doing.
+                self.live_send(ClientFrame::Subscribe {
+                    conversation_id: id,
+                });
                 self.live_send(ClientFrame::Viewing {
                     conversation_id: id,
                     replying,
-                });
-                self.live_send(ClientFrame::Subscribe {
-                    conversation_id: id,
                 });
                 Ok(Value::Null)
             }

@@ -695,14 +695,14 @@ impl Engine {
             tx.commit()?;
             id
         };
-        let message_id = match &op {
-            MutationOp::Reply { message_id, .. } | MutationOp::Note { message_id, .. } => {
-                Some(*message_id)
-            }
-            _ => None,
-        };
+        let message_id = message_of(&op);
         let mut changed = vec![(Kind::Conversation, op.conversation_id().0)];
         changed.extend(message_id.map(|m| (Kind::Message, m.0)));
+        if let MutationOp::ApproveDraft { draft_id, .. }
+        | MutationOp::RejectDraft { draft_id, .. } = &op
+        {
+            changed.push((Kind::Draft, draft_id.0));
+        }
         self.inner.emit_records(changed);
         self.inner.emit_outbox();
         Ok(Queued {
@@ -1235,11 +1235,11 @@ impl Engine {
     }
 }
 
-fn message_of(op: &MutationOp) -> Option<MessageId> {
+pub(crate) fn message_of(op: &MutationOp) -> Option<MessageId> {
     match op {
-        MutationOp::Reply { message_id, .. } | MutationOp::Note { message_id, .. } => {
-            Some(*message_id)
-        }
+        MutationOp::Reply { message_id, .. }
+        | MutationOp::Note { message_id, .. }
+        | MutationOp::ApproveDraft { message_id, .. } => Some(*message_id),
         _ => None,
     }
 }
@@ -1279,6 +1279,20 @@ fn check_op(op: &MutationOp) -> Result<(), Invalid> {
                 return Err(Invalid::new("mentions", "at most 50 mentions"));
             }
             Ok(())
+        }
+        MutationOp::ApproveDraft {
+            body, run_actions, ..
+        } => {
+            check_body(body)?;
+            if run_actions.len() > 20 {
+                return Err(Invalid::new("run_actions", "at most 20 actions"));
+            }
+            Ok(())
+        }
+        MutationOp::RejectDraft { reason, .. } => {
+            // Reviewers say why: the reason is what improves the next draft.
+            check_nonempty("reason", reason)?;
+            check_len("reason", reason, 2000)
         }
         MutationOp::Assign { .. } | MutationOp::SetPriority { .. } => Ok(()),
     }

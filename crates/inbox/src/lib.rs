@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod desk;
+pub mod drafts;
 pub mod engine;
 pub mod live;
 pub mod mirror;
@@ -13,6 +14,7 @@ pub mod pull;
 pub mod push;
 pub mod query;
 pub mod reads;
+pub mod replies;
 pub mod search;
 pub mod secrets;
 pub mod session;

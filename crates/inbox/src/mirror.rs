@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/inbox/0001_mirror.sql"),
     include_str!("../../../migrations/inbox/0002_search.sql"),
     include_str!("../../../migrations/inbox/0003_outbox.sql"),
+    include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after

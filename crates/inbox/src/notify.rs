@@ -225,7 +225,8 @@ fn text(m: &serde_json::Map<String, serde_json::Value>, key: &str) -> String {
         .to_owned()
 }
 
-fn excerpt(s: &str) -> String {
+/// The first 140 characters, for a notice or a warning.
+pub(crate) fn excerpt(s: &str) -> String {
     const MAX: usize = 140;
     if s.chars().count() <= MAX {
         s.to_owned()

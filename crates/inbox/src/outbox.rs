@@ -499,7 +499,8 @@ pub(crate) fn apply_to_conversation(
             current.retain(|t| !tags.contains(t));
             row.insert("tags".into(), json(&current));
         }
-        MutationOp::Reply { .. } | MutationOp::Note { .. } => {
+        MutationOp::RejectDraft { .. } => {}
+        MutationOp::Reply { .. } | MutationOp::Note { .. } | MutationOp::ApproveDraft { .. } => {
             if !message_on_server {
                 let count = row
                     .get("message_count")
@@ -542,6 +543,12 @@ pub(crate) fn pending_message(
             body,
             mentions,
         } => (conversation_id, message_id, body, "internal_note", mentions),
+        MutationOp::ApproveDraft {
+            conversation_id,
+            message_id,
+            body,
+            ..
+        } => (conversation_id, message_id, body, "agent", &Vec::new()),
         _ => return None,
     };
     let mut m = Map::new();

@@ -16,6 +16,7 @@
 
 use std::cmp::Ordering;
 
+use portico_model::sla::SlaMetric;
 use portico_model::{
     Account, AccountId, Alert, Channel, Conversation, ConversationId, ConversationStatus, Invoice,
     InvoiceStatus, Kind, Message, Plan, Priority, Record, Request, RequestStatus, Subscription,
@@ -73,6 +74,12 @@ pub struct InboxFilters {
     /// `None` in the list means "unassigned".
     pub assignee: Vec<Option<UserId>>,
     pub team: Vec<TeamId>,
+    /// Only conversations whose running SLA clock falls due before this
+    /// instant (breached ones included: their due has passed), soonest
+    /// first whatever the sort. The caller picks the instant (e.g. now plus
+    /// an hour), so the query stays a pure read.
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub sla_due_before: Option<jiff::Timestamp>,
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -113,6 +120,37 @@ pub struct Cursor {
     priority_rank: Option<i64>,
     updated_ms: i64,
     id: String,
+    /// Set in SLA-due lists, which are ordered by it.
+    #[serde(default)]
+    sla_due_ms: Option<i64>,
+}
+
+/// When a conversation's running SLA clock falls due next, and for what.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaDue {
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: jiff::Timestamp,
+    pub metric: SlaMetric,
+}
+
+/// The earliest pending due of the conversation's SLA clock; `None` when no
+/// clock runs (no SLA, waiting on the customer, resolved). The same rule as
+/// `inbox.sla_due_ms` in `migrations/inbox/0004_sla_mentions.sql`.
+pub fn sla_due(c: &Conversation) -> Option<SlaDue> {
+    let clock = c.sla.as_ref()?;
+    if matches!(
+        c.status,
+        ConversationStatus::Pending | ConversationStatus::Resolved
+    ) || clock.paused_since.is_some()
+        || clock.resolved_at.is_some()
+    {
+        return None;
+    }
+    SlaMetric::ALL
+        .iter()
+        .filter_map(|m| clock.due(*m).map(|at| SlaDue { at, metric: *m }))
+        .min_by_key(|d| d.at)
 }
 
 /// One line of a conversation list.
@@ -124,6 +162,8 @@ pub struct ConversationRow {
     pub account_name: Option<String>,
     /// The account's plan code, if its subscription and plan are mirrored.
     pub plan: Option<String>,
+    /// When its SLA clock next falls due, if one runs.
+    pub sla_due: Option<SlaDue>,
     /// Whether the account is a key account (from the mirrored account).
     pub key_account: bool,
     /// This desktop's edits the server has not confirmed are shown.
@@ -194,6 +234,9 @@ pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, Mi
     }
     if assignees.as_ref().is_some_and(Vec::is_empty) || teams.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
+    }
+    if let Some(before) = f.sla_due_before {
+        return sla_list(conn, q, before, assignees, teams, limit);
     }
 
     // The index to walk and the values of its leading column.
@@ -321,6 +364,7 @@ pub fn inbox(mirror: &Mirror, q: &InboxQuery) -> Result<Vec<ConversationRow>, Mi
                         id: r.get(0)?,
                         updated_ms: r.get(1)?,
                         priority_rank: r.get(2)?,
+                        sla_due_ms: None,
                     })
                 })?;
                 for row in rows {
@@ -446,8 +490,10 @@ fn row(conn: &Connection, key: Cursor) -> Result<ConversationRow, MirrorError> {
         .query_row(params![key.id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
+    let conversation: Conversation = parse(Kind::Conversation, &data)?;
     Ok(ConversationRow {
-        conversation: parse(Kind::Conversation, &data)?,
+        sla_due: sla_due(&conversation),
+        conversation,
         account_name,
         plan,
         key_account: key_account.unwrap_or(false),
@@ -463,12 +509,15 @@ pub(crate) fn row_of(
     id: ConversationId,
 ) -> Result<Option<ConversationRow>, MirrorError> {
     let key = conn
-        .prepare_cached("SELECT id, updated_ms, priority_rank FROM inbox WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT id, updated_ms, priority_rank, sla_due_ms FROM inbox WHERE id = ?1",
+        )?
         .query_row([id.to_string()], |r| {
             Ok(Cursor {
                 id: r.get(0)?,
                 updated_ms: r.get(1)?,
                 priority_rank: r.get(2)?,
+                sla_due_ms: r.get(3)?,
             })
         })
         .optional()?;
@@ -481,6 +530,8 @@ impl ConversationRow {
     /// where it will be once the server confirms.
     pub(crate) fn overlay(&mut self, conversation: Conversation) {
         self.cursor.priority_rank = Some(priority_rank(conversation.priority));
+        self.sla_due = sla_due(&conversation);
+        self.cursor.sla_due_ms = self.sla_due.as_ref().map(|d| d.at.as_millisecond());
         self.conversation = conversation;
         self.pending = true;
     }
@@ -516,18 +567,29 @@ impl InboxQuery {
                 f.team.is_empty(),
                 c.team_id.is_some_and(|t| f.team.contains(&t)),
             )
+            && f.sla_due_before
+                .is_none_or(|before| sla_due(c).is_some_and(|d| d.at < before))
+    }
+
+    /// SLA-due lists are ordered by due time, others by the sort asked.
+    fn cmp_keys(&self, a: &Cursor, b: &Cursor) -> Ordering {
+        if self.filters.sla_due_before.is_some() {
+            sla_cmp(a, b)
+        } else {
+            sort_cmp(self.sort, a, b)
+        }
     }
 
     /// Orders rows as [`inbox`] does.
     pub(crate) fn order(&self, a: &ConversationRow, b: &ConversationRow) -> Ordering {
-        sort_cmp(self.sort, &a.cursor, &b.cursor)
+        self.cmp_keys(&a.cursor, &b.cursor)
     }
 
     /// Whether `row` sorts after the page's keyset bound (or there is none).
     pub(crate) fn after_bound(&self, row: &ConversationRow) -> bool {
         match &self.after {
             None => true,
-            Some(c) => sort_cmp(self.sort, c, &row.cursor) == Ordering::Less,
+            Some(c) => self.cmp_keys(c, &row.cursor) == Ordering::Less,
         }
     }
 }
@@ -548,17 +610,17 @@ pub struct Mention {
     pub subject: Option<String>,
 }
 
-/// Internal notes that mention `me`, newest first. Scans the notes (they
-/// are a small share of messages); an index on mentions is for when the
-/// benchmark says so.
+/// Internal notes that mention `me`, newest first: a walk of the
+/// `mentions` index (written by triggers when a note is stored), never a
+/// scan of the notes.
 pub fn mentions(mirror: &Mirror, me: UserId, limit: usize) -> Result<Vec<Mention>, MirrorError> {
     let conn = mirror.conn();
     conn.prepare_cached(
-        "SELECT m.data, c.data ->> '$.subject' FROM records m
+        "SELECT m.data, c.data ->> '$.subject' FROM mentions x
+           JOIN records m ON m.kind = 'message' AND m.id = x.message_id
            LEFT JOIN records c ON c.kind = 'conversation' AND c.id = m.conversation_id
-          WHERE m.kind = 'message' AND m.data ->> '$.kind' = 'internal_note'
-            AND EXISTS (SELECT 1 FROM json_each(m.data, '$.mentions') WHERE value = ?1)
-          ORDER BY m.id DESC LIMIT ?2",
+          WHERE x.user_id = ?1
+          ORDER BY x.message_id DESC LIMIT ?2",
     )?
     .query_map(
         params![me.to_string(), limit.clamp(1, MAX_PAGE) as i64],
@@ -655,6 +717,109 @@ fn priority_rank(p: Priority) -> i64 {
 /// Priority order with "no priority" below every priority.
 fn rank_cmp(a: Option<i64>, b: Option<i64>) -> Ordering {
     a.unwrap_or(-1).cmp(&b.unwrap_or(-1))
+}
+
+/// Soonest due first; rows without a due (only possible for a row a local
+/// edit changed) last.
+fn sla_cmp(a: &Cursor, b: &Cursor) -> Ordering {
+    a.sla_due_ms
+        .unwrap_or(i64::MAX)
+        .cmp(&b.sla_due_ms.unwrap_or(i64::MAX))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// An SLA-due list: one walk of `inbox_by_sla_due` in due order, up to
+/// `before`, with the view and the other filters checked on the index
+/// entries. Breached conversations (due already passed) come first.
+fn sla_list(
+    conn: &Connection,
+    q: &InboxQuery,
+    before: jiff::Timestamp,
+    assignees: Option<Vec<Option<String>>>,
+    teams: Option<Vec<String>>,
+    limit: usize,
+) -> Result<Vec<ConversationRow>, MirrorError> {
+    let f = &q.filters;
+    let mut sql = String::from(
+        "SELECT id, updated_ms, priority_rank, sla_due_ms FROM inbox INDEXED BY inbox_by_sla_due
+          WHERE sla_due_ms IS NOT NULL AND sla_due_ms < ?1",
+    );
+    let mut args: Vec<Sql> = vec![Sql::Integer(before.as_millisecond())];
+    let mut list = |sql: &mut String, col: &str, values: Vec<String>| {
+        args.push(Sql::Text(Value::from(values).to_string()));
+        sql.push_str(&format!(
+            " AND {col} IN (SELECT value FROM json_each(?{}))",
+            args.len()
+        ));
+    };
+    if !f.status.is_empty() {
+        list(
+            &mut sql,
+            "status",
+            f.status.iter().map(|s| s.as_str().to_owned()).collect(),
+        );
+    }
+    if !f.channel.is_empty() {
+        list(
+            &mut sql,
+            "channel",
+            f.channel.iter().map(|c| c.as_str().to_owned()).collect(),
+        );
+    }
+    if !f.product_area.is_empty() {
+        list(&mut sql, "product_area", f.product_area.clone());
+    }
+    if !f.plan.is_empty() {
+        list(&mut sql, "plan_code", f.plan.clone());
+    }
+    if !f.priority.is_empty() {
+        let ranks: Vec<String> = f
+            .priority
+            .iter()
+            .map(|p| priority_rank(*p).to_string())
+            .collect();
+        sql.push_str(&format!(" AND priority_rank IN ({})", ranks.join(", ")));
+    }
+    if let Some(t) = teams {
+        list(&mut sql, "team_id", t);
+    }
+    if let Some(a) = assignees {
+        let unassigned = a.iter().any(Option::is_none);
+        let named: Vec<String> = a.into_iter().flatten().collect();
+        args.push(Sql::Text(Value::from(named).to_string()));
+        sql.push_str(&format!(
+            " AND (assignee_id IN (SELECT value FROM json_each(?{})){})",
+            args.len(),
+            if unassigned {
+                " OR assignee_id IS NULL"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(c) = &q.after {
+        args.push(Sql::Integer(c.sla_due_ms.unwrap_or(i64::MAX)));
+        args.push(Sql::Text(c.id.clone()));
+        sql.push_str(&format!(
+            " AND (sla_due_ms, id) > (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    args.push(Sql::Integer(limit as i64));
+    sql.push_str(&format!(" ORDER BY sla_due_ms, id LIMIT ?{}", args.len()));
+    let keys = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), |r| {
+            Ok(Cursor {
+                id: r.get(0)?,
+                updated_ms: r.get(1)?,
+                priority_rank: r.get(2)?,
+                sla_due_ms: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    keys.into_iter().map(|k| row(conn, k)).collect()
 }
 
 fn sort_cmp(sort: Sort, a: &Cursor, b: &Cursor) -> Ordering {

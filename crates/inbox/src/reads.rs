@@ -5,9 +5,11 @@
 use std::collections::HashSet;
 
 use portico_model::{Alert, ConversationId, UserId};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::drafts::DraftView;
 use crate::engine::{Engine, EngineError, LocalRecord, Result};
 use crate::mirror::MirrorError;
 use crate::query::{self, AccountSummary, ConversationRow, InboxQuery, Mention};
@@ -23,6 +25,8 @@ pub struct ConversationDetail {
     pub messages: Vec<LocalRecord>,
     /// `None` if the account is not mirrored.
     pub account: Option<AccountSummary>,
+    /// AI drafts of replies waiting for review, oldest first.
+    pub drafts: Vec<DraftView>,
 }
 
 impl Engine {
@@ -95,11 +99,48 @@ impl Engine {
             let db = self.inner.db();
             query::conversation(&db.mirror, id)?.and_then(|v| v.account)
         };
+        let drafts = self.conversation_drafts(id)?;
         Ok(Some(ConversationDetail {
             conversation,
             messages,
             account,
+            drafts,
         }))
+    }
+
+    /// The newest reply to the customer someone else sent in `conversation`
+    /// after the message `seen` (the last one the person had in front of
+    /// them when they started writing), if any: sending then would answer
+    /// twice, so the desk asks first. Server-known messages only: a reply
+    /// queued here is mine.
+    pub fn answered_since(
+        &self,
+        conversation: ConversationId,
+        seen: Option<portico_model::MessageId>,
+        me: UserId,
+    ) -> Result<Option<portico_model::Message>> {
+        let db = self.inner.db();
+        let data: Option<String> = db
+            .mirror
+            .conn()
+            .prepare_cached(
+                "SELECT data FROM records
+                  WHERE kind = 'message' AND conversation_id = ?1 AND id > ?2
+                    AND data ->> '$.kind' = 'agent'
+                    AND coalesce(data ->> '$.author_id', '') <> ?3
+                  ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(
+                rusqlite::params![
+                    conversation.to_string(),
+                    seen.map(|m| m.to_string()).unwrap_or_default(),
+                    me.to_string()
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| serde_json::from_str(&d).map_err(|_| MirrorError::Corrupt("message").into()))
+            .transpose()
     }
 
     /// Internal notes mentioning `me`, newest first.

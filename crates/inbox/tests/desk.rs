@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_inbox::DeskEvent;
 use portico_inbox::desk::{Command, DeskState, ListRequest, SignInStarted};
 use portico_inbox::query::{ConversationRow, InboxFilters, Sort, View};
 use portico_inbox::secrets::{Keychain, SecretStore};
 use portico_inbox::{Desk, DeskConfig};
-use portico_model::{Conversation, ConversationStatus};
+use portico_model::{Conversation, ConversationStatus, MessageId};
 use portico_portal::seed::{self, DEMO_PASSWORD, SeedSize};
 use portico_portal::{AppState, ManualClock};
 use serde_json::Value;
@@ -104,7 +105,7 @@ async fn until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(what: &s
 
 fn list(view: View, status: Vec<ConversationStatus>) -> Command {
     Command::List {
-        request: ListRequest {
+        request: Box::new(ListRequest {
             view,
             filters: InboxFilters {
                 status,
@@ -113,16 +114,31 @@ fn list(view: View, status: Vec<ConversationStatus>) -> Command {
             sort: Sort::UpdatedDesc,
             limit: 500,
             after: None,
-        },
+        }),
     }
 }
 
 async fn signed_in_desk(srv: &Server, data: &std::path::Path) -> Desk {
-    let desk = desk(srv, data);
+    signed_in_desk_as(srv, data, "agent@portico.test", false).await
+}
+
+async fn signed_in_desk_as(
+    srv: &Server,
+    data: &std::path::Path,
+    email: &str,
+    notifications: bool,
+) -> Desk {
+    let desk = {
+        let mut cfg = DeskConfig::new(&srv.base, data);
+        cfg.open_browser = false;
+        cfg.notifications = notifications;
+        cfg.sync_every = Duration::from_millis(300);
+        Desk::open(cfg, SecretStore::memory_only("tests")).unwrap()
+    };
     let started: SignInStarted = call(&desk, Command::SignIn).await;
     assert!(!started.browser_opened);
     assert!(started.authorize_url.contains("code_challenge_method=S256"));
-    let status = browser_sign_in(&started.authorize_url, "agent@portico.test", DEMO_PASSWORD).await;
+    let status = browser_sign_in(&started.authorize_url, email, DEMO_PASSWORD).await;
     assert_eq!(status, 200, "the loopback page answers the browser");
     until("signed in", || async {
         let s: DeskState = call(&desk, Command::State).await;
@@ -206,6 +222,8 @@ async fn sign_in_triage_reply_and_sign_out() {
         Command::Reply {
             id: other.id,
             body: "Hello from the desk test".into(),
+            seen: None,
+            confirm: false,
         },
     )
     .await;
@@ -312,4 +330,370 @@ async fn the_refresh_token_round_trips_through_the_os_keychain() {
     assert_eq!(store.get(&server).await.as_deref(), Some("rt-secret"));
     store.delete(&server).await;
     assert_eq!(store.get(&server).await, None);
+}
+
+/// Waits for an event matching `pick` (10 s at most).
+async fn event<T>(
+    rx: &mut tokio::sync::broadcast::Receiver<DeskEvent>,
+    what: &str,
+    mut pick: impl FnMut(&DeskEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) => {
+                if let Some(v) = pick(&e) {
+                    return v;
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("events ended waiting for {what}: {e}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+async fn live(desk: &Desk) {
+    until("the live socket", || async {
+        call::<DeskState>(desk, Command::State).await.live
+    })
+    .await;
+}
+
+/// The last message of a conversation as a desk shows it.
+async fn last_message(desk: &Desk, id: portico_model::ConversationId) -> Option<MessageId> {
+    let open: Value = call(desk, Command::Open { id }).await;
+    open["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["data"]["id"].as_str())
+        .map(|s| MessageId(s.parse().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_on_one_conversation_see_each_other_and_a_late_reply_warns_first() {
+    let srv = server().await;
+    let (da, dl) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let agent = signed_in_desk_as(&srv, da.path(), "agent@portico.test", false).await;
+    let lead = signed_in_desk_as(&srv, dl.path(), "lead@portico.test", false).await;
+    live(&agent).await;
+    live(&lead).await;
+    let me = |d: &Desk| d.desk_state().identity.unwrap();
+    let (agent_me, lead_me) = (me(&agent), me(&lead));
+    let rows: Vec<ConversationRow> = call(
+        &agent,
+        list(
+            View::All,
+            vec![ConversationStatus::Open, ConversationStatus::Pending],
+        ),
+    )
+    .await;
+    let conv = rows[0].conversation.id;
+    let mut lead_events = lead.subscribe();
+    let mut agent_events = agent.subscribe();
+
+    // Both open it: each sees the other viewing.
+    let _: Value = call(
+        &lead,
+        Command::Viewing {
+            id: conv,
+            replying: false,
+        },
+    )
+    .await;
+    let _: Value = call(
+        &agent,
+        Command::Viewing {
+            id: conv,
+            replying: false,
+        },
+    )
+    .await;
+    let seen_by_lead = |replying: bool| {
+        let agent_id = agent_me.user_id;
+        move |e: &DeskEvent| match e {
+            DeskEvent::Presence {
+                conversation_id,
+                viewers,
+            } if *conversation_id == conv => viewers
+                .iter()
+                .find(|v| v.user_id == agent_id && v.replying == replying)
+                .map(|v| v.name.clone()),
+            _ => None,
+        }
+    };
+    let name = event(
+        &mut lead_events,
+        "the lead sees the agent viewing",
+        seen_by_lead(false),
+    )
+    .await;
+    assert_eq!(name, agent_me.name);
+    let lead_id = lead_me.user_id;
+    event(
+        &mut agent_events,
+        "the agent sees the lead viewing",
+        |e| match e {
+            DeskEvent::Presence {
+                conversation_id,
+                viewers,
+            } if *conversation_id == conv => {
+                viewers.iter().any(|v| v.user_id == lead_id).then_some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+
+    // The agent starts writing: the lead sees "replying".
+    let agent_seen = last_message(&agent, conv).await;
+    let _: Value = call(
+        &agent,
+        Command::Viewing {
+            id: conv,
+            replying: true,
+        },
+    )
+    .await;
+    event(
+        &mut lead_events,
+        "the lead sees the agent replying",
+        seen_by_lead(true),
+    )
+    .await;
+
+    // The lead answers first; the agent's desk hears of it live.
+    let lead_seen = last_message(&lead, conv).await;
+    let _: Value = call(
+        &lead,
+        Command::Reply {
+            id: conv,
+            body: "Lead: this is fixed now.".into(),
+            seen: lead_seen,
+            confirm: false,
+        },
+    )
+    .await;
+    until("the lead's reply reaches the agent's desk", || async {
+        let open: Value = call(&agent, Command::Open { id: conv }).await;
+        open["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["data"]["body"] == "Lead: this is fixed now." && m["pending"] == false)
+    })
+    .await;
+
+    // Sending now warns first, naming who answered and what they said.
+    let err = agent
+        .call(Command::Reply {
+            id: conv,
+            body: "Agent: looking into it.".into(),
+            seen: agent_seen,
+            confirm: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "answered_meanwhile");
+    assert!(err.message.contains(&lead_me.name), "{}", err.message);
+    assert!(err.message.contains("this is fixed now"), "{}", err.message);
+    assert_eq!(
+        agent.engine().unwrap().pending_count().unwrap(),
+        0,
+        "nothing was queued"
+    );
+    // Having seen it, or confirming, sends.
+    let now_seen = last_message(&agent, conv).await;
+    let _: Value = call(
+        &agent,
+        Command::Reply {
+            id: conv,
+            body: "Agent: confirmed on our side too.".into(),
+            seen: now_seen,
+            confirm: false,
+        },
+    )
+    .await;
+    let _: Value = call(
+        &agent,
+        Command::Reply {
+            id: conv,
+            body: "Agent: sent anyway.".into(),
+            seen: agent_seen,
+            confirm: true,
+        },
+    )
+    .await;
+    let cid = conv.to_string();
+    until("both agent replies reach the server", || async {
+        let msgs: Vec<portico_model::Message> = srv
+            .state
+            .store
+            .read(|c| {
+                portico_portal::store::query(
+                    c,
+                    "SELECT data FROM messages WHERE data ->> '$.conversation_id' = ?1",
+                    [&cid],
+                )
+            })
+            .unwrap();
+        msgs.iter().any(|m| m.body == "Agent: sent anyway.")
+            && msgs
+                .iter()
+                .any(|m| m.body == "Agent: confirmed on our side too.")
+    })
+    .await;
+
+    // Leaving clears the indicator on the other side.
+    let _: Value = call(&agent, Command::Left { id: conv }).await;
+    event(
+        &mut lead_events,
+        "the agent's indicator goes away",
+        |e| match e {
+            DeskEvent::Presence {
+                conversation_id,
+                viewers,
+            } if *conversation_id == conv => viewers
+                .iter()
+                .all(|v| v.user_id != agent_me.user_id)
+                .then_some(()),
+            _ => None,
+        },
+    )
+    .await;
+}
+
+/// Runs only where a notification daemon runs (the desktop suite sets
+/// `PORTICO_REQUIRE_NOTIFICATIONS=1` inside its D-Bus session with dunst):
+/// an assignment to me, a note mentioning me and a key-account alert for
+/// me each become a real desktop notification, read back from the
+/// daemon's own history (`dunstctl`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_mention_and_alert_reach_the_notification_daemon() {
+    if std::env::var_os("PORTICO_REQUIRE_NOTIFICATIONS").is_none() {
+        return;
+    }
+    let dunstctl = |args: &[&str]| {
+        let out = std::process::Command::new("dunstctl")
+            .args(args)
+            .output()
+            .expect("dunstctl runs");
+        assert!(out.status.success(), "dunstctl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = || -> Vec<(String, String)> {
+        dunstctl(&["close-all"]);
+        std::thread::sleep(Duration::from_millis(200));
+        let history: Value = serde_json::from_str(&dunstctl(&["history"])).unwrap();
+        history["data"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["appname"]["data"] == "Portico Inbox")
+            .map(|n| {
+                (
+                    n["summary"]["data"].as_str().unwrap().to_owned(),
+                    n["body"]["data"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let srv = server().await;
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk_as(&srv, data.path(), "agent@portico.test", true).await;
+    let me = desk.desk_state().identity.unwrap();
+    let mut events = desk.subscribe();
+    // The first sync primes what is already there; wait a round.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let lead = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = lead
+        .post(format!("{}/v1/auth/login", srv.base))
+        .json(&serde_json::json!({"email": "lead@portico.test", "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let rows: Vec<ConversationRow> = call(&desk, list(View::Unassigned, vec![])).await;
+    let conv = rows[0].conversation.clone();
+
+    // Assigned to me by the lead.
+    let r = lead
+        .patch(format!("{}/v1/conversations/{}", srv.base, conv.id))
+        .json(&serde_json::json!({"assignee_id": me.user_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let notice = |kind: &'static str| {
+        move |e: &DeskEvent| match e {
+            DeskEvent::Notice { notice } if serde_json::to_value(notice.kind).unwrap() == kind => {
+                Some(notice.title.clone())
+            }
+            _ => None,
+        }
+    };
+    let assigned = event(&mut events, "the assignment notice", notice("assigned")).await;
+
+    // Mentioned in a note.
+    let r = lead
+        .post(format!("{}/v1/conversations/{}/messages", srv.base, conv.id))
+        .json(&serde_json::json!({"body": "@Alex can you check the export logs?", "internal": true, "mentions": [me.user_id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let mentioned = event(&mut events, "the mention notice", notice("mentioned")).await;
+
+    // A key-account alert for me, written as the work rules write them.
+    let key_account = srv
+        .state
+        .store
+        .read(|c| {
+            portico_portal::store::query::<portico_model::Account>(
+                c,
+                "SELECT data FROM accounts WHERE data ->> '$.key_account' = 1 LIMIT 1",
+                [],
+            )
+        })
+        .unwrap()
+        .pop()
+        .expect("the seed has a key account");
+    srv.state
+        .store
+        .write(
+            portico_portal::store::Actor::SYSTEM,
+            jiff::Timestamp::now(),
+            |w| {
+                let mut alert = portico_model::Alert {
+                    id: portico_model::AlertId(w.new_id()),
+                    account_id: Some(key_account.id),
+                    recipient_id: me.user_id,
+                    kind: portico_model::AlertKind::Escalation,
+                    title: format!("{} needs you", key_account.name),
+                    body: "A key account opened an urgent request.".into(),
+                    conversation_id: None,
+                    request_id: None,
+                    source: "test".into(),
+                    read: false,
+                    version: 0,
+                    created_at: w.at(),
+                    updated_at: w.at(),
+                };
+                w.insert(&mut alert)
+            },
+        )
+        .unwrap();
+    let alerted = event(&mut events, "the alert notice", notice("alert")).await;
+
+    let from_daemon = shown();
+    for title in [&assigned, &mentioned, &alerted] {
+        assert!(
+            from_daemon.iter().any(|(s, _)| s == title),
+            "the daemon showed {title:?}; it has {from_daemon:?}"
+        );
+    }
 }

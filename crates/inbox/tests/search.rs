@@ -866,6 +866,7 @@ fn lists_agree_with_a_naive_model() {
                 .into_iter()
                 .map(|i| [d.team_a, d.team_b][i])
                 .collect(),
+            sla_due_before: None,
         };
         let me = d.me.id;
         let holds = |c: &Conversation| {
@@ -1560,4 +1561,193 @@ mod real_server {
             "typing {word:?} finds a conversation titled {subject:?}: {hits:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// SLA-due lists and the mentions index
+
+fn clock(first: Option<i64>, next: Option<i64>, resolution: Option<i64>) -> sla::SlaClock {
+    sla::SlaClock {
+        started_at: at(0),
+        first_response_due: first.map(at),
+        next_response_due: next.map(at),
+        resolution_due: resolution.map(at),
+        first_responded_at: None,
+        resolved_at: None,
+        paused_since: None,
+        warned: vec![],
+        breached: vec![],
+    }
+}
+
+#[test]
+fn sla_due_lists_hold_running_clocks_due_before_the_bound_in_due_order() {
+    let mut d = desk();
+    let me = d.me.id;
+    let base = Conv {
+        subject: "sla",
+        status: ConversationStatus::Open,
+        priority: Priority::Normal,
+        channel: Channel::Email,
+        area: "billing",
+        assignee: Some(me),
+        team: Some(d.team_a),
+        updated: 10,
+    };
+    let acme = d.acme.clone();
+    // (first response due, next response due, resolution due) in minutes.
+    let make = |d: &mut Desk,
+                subject,
+                due: (Option<i64>, Option<i64>, Option<i64>),
+                edit: fn(&mut Conversation)| {
+        let mut c = d.add(
+            &acme,
+            Conv {
+                subject,
+                ..base.clone()
+            },
+        );
+        d.update(&mut c, |c| {
+            c.sla = Some(clock(due.0, due.1, due.2));
+            edit(c);
+        });
+        c
+    };
+    let breached = make(&mut d, "breached", (Some(30), None, Some(600)), |_| {});
+    let soon = make(&mut d, "soon", (None, Some(70), Some(500)), |_| {});
+    let later = make(&mut d, "later", (None, None, Some(300)), |_| {});
+    let _far = make(&mut d, "far", (Some(5_000), None, None), |_| {});
+    let _paused = make(&mut d, "paused", (Some(20), None, None), |c| {
+        c.status = ConversationStatus::Pending;
+        c.sla.as_mut().unwrap().paused_since = Some(at(15));
+    });
+    let _resolved = make(&mut d, "resolved", (None, None, Some(40)), |c| {
+        c.status = ConversationStatus::Resolved;
+        c.sla.as_mut().unwrap().resolved_at = Some(at(35));
+    });
+    let theirs = make(&mut d, "theirs", (Some(10), None, None), |c| {
+        c.assignee_id = None
+    });
+    let _no_sla = d.add(
+        &acme,
+        Conv {
+            subject: "none",
+            ..base.clone()
+        },
+    );
+
+    let q = |view, before: i64| InboxQuery {
+        filters: InboxFilters {
+            sla_due_before: Some(at(before)),
+            ..InboxFilters::default()
+        },
+        // Ignored: SLA lists are in due order.
+        sort: Sort::UpdatedDesc,
+        limit: 50,
+        ..InboxQuery::new(me, view)
+    };
+    assert_eq!(
+        d.list(&q(View::All, 400)),
+        vec![theirs.id, breached.id, soon.id, later.id],
+        "due before the bound, soonest first; paused, resolved, far and no-SLA conversations are not due"
+    );
+    assert_eq!(
+        d.list(&q(View::Mine, 60)),
+        vec![breached.id],
+        "the view still applies"
+    );
+    let rows = query::inbox(&d.mirror, &q(View::All, 400)).unwrap();
+    let soon_row = rows.iter().find(|r| r.conversation.id == soon.id).unwrap();
+    let due = soon_row
+        .sla_due
+        .as_ref()
+        .expect("a running clock shows its due");
+    assert_eq!(due.at, at(70));
+    assert_eq!(due.metric, sla::SlaMetric::NextResponse);
+    // Pages of one continue in due order without gaps.
+    let mut seen = Vec::new();
+    let mut page = q(View::All, 400);
+    page.limit = 1;
+    loop {
+        let rows = query::inbox(&d.mirror, &page).unwrap();
+        let Some(last) = rows.last() else { break };
+        seen.push(last.conversation.id);
+        page.after = Some(last.cursor());
+    }
+    assert_eq!(seen, vec![theirs.id, breached.id, soon.id, later.id]);
+
+    // A first reply settles that metric: the resolution due is next.
+    let mut b = breached.clone();
+    d.update(&mut b, |c| {
+        let s = c.sla.as_mut().unwrap();
+        s.first_response_due = None;
+        s.first_responded_at = Some(at(45));
+    });
+    assert_eq!(
+        d.list(&q(View::All, 400)),
+        vec![theirs.id, soon.id, later.id],
+        "its resolution is due at 600, after the bound"
+    );
+}
+
+#[test]
+fn mentions_come_from_the_index_written_with_the_note() {
+    let mut d = desk();
+    let me = d.me.id;
+    let other = d.other.id;
+    let acme = d.acme.clone();
+    let conv = d.add(
+        &acme,
+        Conv {
+            subject: "mention me",
+            status: ConversationStatus::Open,
+            priority: Priority::Normal,
+            channel: Channel::Chat,
+            area: "billing",
+            assignee: None,
+            team: None,
+            updated: 1,
+        },
+    );
+    let note = |d: &mut Desk, body: &str, minute, mentions: Vec<UserId>| {
+        let mut m = message(&mut d.ids, &conv, body, minute);
+        m.kind = MessageKind::InternalNote;
+        m.mentions = mentions;
+        d.feed.put(&m);
+        d.feed.flush(&mut d.mirror);
+        m
+    };
+    let first = note(&mut d, "@Mia look", 2, vec![me]);
+    let _not_me = note(&mut d, "@Omar look", 3, vec![other]);
+    let both = note(&mut d, "@Mia @Omar", 4, vec![me, other]);
+    // A customer message naming me is not a mention.
+    let mut said = message(&mut d.ids, &conv, "Mia?", 5);
+    said.mentions = vec![me];
+    d.feed.put(&said);
+    d.feed.flush(&mut d.mirror);
+    let ids = |d: &Desk, who| -> Vec<MessageId> {
+        query::mentions(&d.mirror, who, 50)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message.id)
+            .collect()
+    };
+    assert_eq!(ids(&d, me), vec![both.id, first.id], "newest first");
+    assert_eq!(
+        query::mentions(&d.mirror, me, 50).unwrap()[0]
+            .subject
+            .as_deref(),
+        Some("mention me")
+    );
+    // An edit dropping the mention and a deletion leave the index.
+    let mut edited = first.clone();
+    edited.mentions = vec![];
+    edited.version += 1;
+    d.feed.put(&edited);
+    d.feed.flush(&mut d.mirror);
+    assert_eq!(ids(&d, me), vec![both.id]);
+    d.feed.delete(&both, both.version + 1);
+    d.feed.flush(&mut d.mirror);
+    assert!(ids(&d, me).is_empty());
+    assert_eq!(ids(&d, other).len(), 1);
 }

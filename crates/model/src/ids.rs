@@ -75,4 +75,5 @@ id_type! {
     AlertId;
     DraftId;
     ContentGapId;
+    SavedReplyId;
 }

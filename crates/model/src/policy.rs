@@ -254,6 +254,14 @@ macro_rules! staff_rows {
 
 staff_rows!(RoutingRule, SlaPolicy, Automation, Alert, Draft, ContentGap);
 
+impl Visible for SavedReply {
+    /// Team replies for all staff; a personal one for its owner only (not
+    /// even admins read someone's personal replies).
+    fn visible_to(&self, viewer: &Viewer) -> bool {
+        viewer.is_staff() && self.owner_id.is_none_or(|o| o == viewer.user_id)
+    }
+}
+
 impl Visible for AuditEvent {
     fn visible_to(&self, viewer: &Viewer) -> bool {
         viewer.is_staff()
@@ -331,6 +339,7 @@ macro_rules! by_kind {
             Kind::Alert => $go::<Alert>($($arg),*),
             Kind::Draft => $go::<Draft>($($arg),*),
             Kind::ContentGap => $go::<ContentGap>($($arg),*),
+            Kind::SavedReply => $go::<SavedReply>($($arg),*),
         }
     };
 }
@@ -410,6 +419,9 @@ pub enum Action {
     ManageRules,
     /// Read, edit, approve (send) or reject AI drafts; read content gaps.
     ReviewDrafts,
+    /// Write saved replies: personal ones (any staff member, their own) or
+    /// the team's (leads and admins, like shared macros).
+    ManageSavedReplies { team: bool },
 }
 
 /// Why an action is refused. `NotFound` hides another account's existence.
@@ -482,6 +494,13 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
         },
         ReadStaffDirectory => staff("the staff directory is for staff"),
         ReviewDrafts => staff("drafts and content gaps are for staff"),
+        ManageSavedReplies { team: false } => staff("saved replies are for staff"),
+        ManageSavedReplies { team: true } => match role {
+            Role::Lead | Role::Admin => Ok(()),
+            _ => Err(Denied::Forbidden(
+                "only a lead or admin can change the team's saved replies; save it as a personal reply",
+            )),
+        },
         ManageRules => match role {
             Role::Lead | Role::Admin => Ok(()),
             _ => Err(Denied::Forbidden(

@@ -43,10 +43,11 @@ pub enum Kind {
     Alert,
     Draft,
     ContentGap,
+    SavedReply,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Account,
         Kind::Workspace,
         Kind::Plan,
@@ -72,6 +73,7 @@ impl Kind {
         Kind::Alert,
         Kind::Draft,
         Kind::ContentGap,
+        Kind::SavedReply,
     ];
 
     /// The SQL table holding this kind (see `migrations/portal`).
@@ -102,6 +104,7 @@ impl Kind {
             Kind::Alert => "alerts",
             Kind::Draft => "drafts",
             Kind::ContentGap => "content_gaps",
+            Kind::SavedReply => "saved_replies",
         }
     }
 
@@ -132,6 +135,7 @@ impl Kind {
             Kind::Alert => "alert",
             Kind::Draft => "draft",
             Kind::ContentGap => "content_gap",
+            Kind::SavedReply => "saved_reply",
         }
     }
 
@@ -971,5 +975,27 @@ record! {
         check_nonempty("question", &g.question)?;
         check_len("question", &g.question, 2_000)?;
         check_nonempty("key", &g.key)
+    }
+}
+
+record! {
+    /// A saved reply (canned response) staff insert in the composer, with
+    /// placeholders such as `{{customer.first_name}}` filled from the
+    /// conversation. A team reply (`owner_id` none) is for every staff
+    /// member; a personal one for its owner only. Staff only.
+    pub struct SavedReply {
+        id: SavedReplyId,
+        account: |_r| None,
+        Staff title: String,
+        Staff body: String,
+        /// `None`: shared with the team; otherwise only this staff member
+        /// sees and uses it.
+        Staff owner_id: Option<UserId>,
+    }
+    validate |r| {
+        check_nonempty("title", &r.title)?;
+        check_len("title", &r.title, 120)?;
+        check_nonempty("body", &r.body)?;
+        check_len("body", &r.body, 16 * 1024)
     }
 }

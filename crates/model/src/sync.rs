@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{ConversationId, DraftId, MessageId, UserId};
 use crate::records::{ConversationStatus, Kind, Priority};
 use crate::role::Viewer;
 
@@ -95,6 +95,29 @@ pub enum MutationOp {
         #[serde(default)]
         mentions: Vec<UserId>,
     },
+    /// Approve an AI draft of `conversation_id`: `body` (the draft's text,
+    /// or the reviewer's edit of it) is sent as the reviewer's reply with
+    /// the client-minted `message_id`, and only the proposed actions whose
+    /// indexes are in `run_actions` run, each authorized for the reviewer.
+    /// Guarded by `if_version` (the draft version reviewed).
+    ApproveDraft {
+        conversation_id: ConversationId,
+        draft_id: DraftId,
+        message_id: MessageId,
+        body: String,
+        #[serde(default)]
+        run_actions: Vec<u32>,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
+    /// Reject an AI draft; nothing is sent. The reason is audited.
+    RejectDraft {
+        conversation_id: ConversationId,
+        draft_id: DraftId,
+        reason: String,
+        #[serde(default)]
+        if_version: Option<u64>,
+    },
 }
 
 impl MutationOp {
@@ -119,6 +142,12 @@ impl MutationOp {
                 conversation_id, ..
             }
             | MutationOp::Note {
+                conversation_id, ..
+            }
+            | MutationOp::ApproveDraft {
+                conversation_id, ..
+            }
+            | MutationOp::RejectDraft {
                 conversation_id, ..
             } => *conversation_id,
         }
@@ -205,7 +234,7 @@ pub struct BootstrapPage<R = Map<String, Value>> {
 }
 
 /// The kinds a staff desktop mirrors, in bootstrap order (parents first).
-pub const BOOTSTRAP_KINDS: [Kind; 17] = [
+pub const BOOTSTRAP_KINDS: [Kind; 18] = [
     Kind::Plan,
     Kind::Team,
     Kind::User,
@@ -224,4 +253,6 @@ pub const BOOTSTRAP_KINDS: [Kind; 17] = [
     Kind::Alert,
     // AI drafts waiting for review (staff only, like alerts).
     Kind::Draft,
+    // Saved replies for the composer (team ones and the viewer's own).
+    Kind::SavedReply,
 ];

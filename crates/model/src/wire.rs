@@ -542,3 +542,25 @@ pub struct UsageReport {
     pub meter: String,
     pub quantity: u64,
 }
+
+/// `POST /v1/saved-replies`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSavedReply {
+    pub title: String,
+    pub body: String,
+    /// Only for me (any staff member), or for the team (leads and admins).
+    #[serde(default)]
+    pub personal: bool,
+}
+
+/// `PATCH /v1/saved-replies/{id}`: the fields given change.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedReplyPatch {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub if_version: Option<u64>,
+}

@@ -287,8 +287,47 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
             last_pct = pct;
         }
     }
+    // Last, so the ids of everything above stay as they were.
+    store.write(Actor::SYSTEM, start, |w| {
+        seed_saved_replies(w, &mut ids, start)
+    })?;
     tracing::info!("{report}");
     Ok(report)
+}
+
+/// The team's everyday saved replies, with placeholders the desktop fills.
+fn seed_saved_replies(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp) -> Result<()> {
+    let replies = [
+        (
+            "Looking into it",
+            "Hi {{customer.first_name}},\n\nThanks for reaching out. I'm looking into this now and will get back to you shortly.\n\n{{agent.first_name}}",
+        ),
+        (
+            "Need more details",
+            "Hi {{customer.first_name}},\n\nCould you tell me a bit more: what you expected to happen, what happened instead, and roughly when?",
+        ),
+        (
+            "Fixed, please confirm",
+            "Hi {{customer.first_name}},\n\nThis should be fixed now for {{account.name}}. Could you check on your side and let me know if anything still looks off?",
+        ),
+        (
+            "Closing",
+            "I'll close this conversation for now. Just reply here if you need anything else.\n\n{{agent.first_name}}",
+        ),
+    ];
+    for (title, body) in replies {
+        let mut r = SavedReply {
+            id: ids.at(at),
+            title: title.into(),
+            body: body.into(),
+            owner_id: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        w.insert(&mut r)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::type_complexity)] // a literal table of plan specs reads best inline

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0005_sync.sql"),
     include_str!("../../../migrations/portal/0006_mail.sql"),
     include_str!("../../../migrations/portal/0007_knowledge.sql"),
+    include_str!("../../../migrations/portal/0009_saved_replies.sql"),
 ];
 
 pub struct Store {

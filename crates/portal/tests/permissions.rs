@@ -129,6 +129,7 @@ fn fields(kind: Kind) -> &'static [(&'static str, Visibility)] {
         Kind::Alert => Alert::FIELDS,
         Kind::Draft => Draft::FIELDS,
         Kind::ContentGap => ContentGap::FIELDS,
+        Kind::SavedReply => SavedReply::FIELDS,
     }
 }
 
@@ -150,6 +151,14 @@ fn account_str(a: Option<AccountId>) -> Option<String> {
 
 /// Why `who` must not receive this stored row at all, or `None` if they may.
 fn hidden_because(kind: Kind, stored: &Value, who: &Who) -> Option<String> {
+    if kind == Kind::SavedReply
+        && who.is_staff()
+        && stored["owner_id"]
+            .as_str()
+            .is_some_and(|o| o != who.user_id.to_string())
+    {
+        return Some("a personal saved reply is its owner's only".into());
+    }
     if who.is_staff() {
         return None;
     }
@@ -168,6 +177,7 @@ fn hidden_because(kind: Kind, stored: &Value, who: &Who) -> Option<String> {
         Kind::Alert => "alerts are for staff only",
         Kind::Draft => "AI drafts are reviewed by staff before anything is sent",
         Kind::ContentGap => "content gaps are for staff only",
+        Kind::SavedReply => "saved replies are for staff only",
         Kind::Plan | Kind::CommunityPost => return None,
         Kind::Article if stored["state"] != "approved" => {
             "drafts, articles in review and archived articles stay with staff"
@@ -754,6 +764,15 @@ fn rare_kinds(srv: &TestServer) {
                     request_id: None,
                     source: "test".into(),
                     read: false,
+                    version: 0,
+                    created_at: at,
+                    updated_at: at,
+                })?;
+                w.insert(&mut SavedReply {
+                    id: w.new_id(),
+                    title: "CSM's own sign-off".into(),
+                    body: "Talk soon, {{agent.first_name}}".into(),
+                    owner_id: Some(csm.id),
                     version: 0,
                     created_at: at,
                     updated_at: at,

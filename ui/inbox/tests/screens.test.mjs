@@ -104,6 +104,88 @@ test('a reply reaches the customer; an internal note does not', async () => {
   assert.ok(!(await msgs()).some((b) => b.startsWith('Internal:')), 'customers never see internal notes');
 });
 
+test('drafts to review: citations open, an edited approval reaches the customer, a rejection needs a reason', async () => {
+  const customer = await portal.as(CUSTOMER);
+  const staff = await portal.as(AGENT);
+  const asked = await customer.post('/v1/conversations', { subject: 'Single sign-on setup', body: 'How do I set up SSO with Okta for our team?' });
+  const other = await customer.post('/v1/conversations', { subject: 'Invoice copy', body: 'Where can I download my invoice?' });
+  await page.keyboard.press('Escape');
+  await page.getByTestId('view-drafts').click();
+  const row = page.locator(`[data-testid=draft-row]`).filter({ hasText: 'Single sign-on setup' });
+  await eventually('the draft reaches the list', async () => {
+    if ((await row.count()) === 0) await page.getByTestId('view-drafts').click();
+    return (await row.count()) === 1;
+  }, 30_000);
+  await row.click();
+  const draft = page.getByTestId('draft');
+  await draft.waitFor();
+  const citations = draft.getByTestId('citation');
+  assert.ok((await citations.count()) > 0, 'the draft shows what it cites');
+  await draft.locator('button[data-testid=citation]').first().click();
+  await page.getByTestId('article').waitFor();
+  assert.ok((await page.getByTestId('article').textContent()).length > 20, 'the cited article opens from the local store');
+  await page.screenshot({ path: join(SHOTS, 'drafts.png') });
+  // Proposed actions are never pre-picked.
+  for (const box of await draft.getByTestId('draft-action').all()) assert.equal(await box.isChecked(), false);
+  await draft.getByTestId('draft-edit').click();
+  const original = await draft.getByTestId('draft-body-edit').inputValue();
+  await draft.getByTestId('draft-body-edit').fill(`${original}\n\nScreen test: checklist attached.`);
+  await draft.getByTestId('draft-approve').click();
+  const msgs = async (id) => (await customer.get(`/v1/conversations/${id}/messages`)).items;
+  await eventually('the customer receives the edited reply', async () => (await msgs(asked.id)).some((m) => m.kind === 'agent' && m.body.endsWith('Screen test: checklist attached.')));
+  await page.getByTestId('view-drafts').click();
+  await eventually('the approved draft left the list', async () => (await row.count()) === 0);
+
+  const second = page.locator(`[data-testid=draft-row]`).filter({ hasText: 'Invoice copy' });
+  await eventually('the second draft is listed', async () => {
+    if ((await second.count()) === 0) await page.getByTestId('view-drafts').click();
+    return (await second.count()) === 1;
+  }, 30_000);
+  await second.click();
+  await page.getByTestId('draft-reject').click();
+  assert.equal(await page.getByTestId('draft-reject-confirm').isDisabled(), true, 'a rejection needs a reason');
+  await page.getByTestId('draft-reason').fill('Points to the old billing page');
+  await page.getByTestId('draft-reject-confirm').click();
+  await eventually('the server has it rejected', async () => {
+    const drafts = (await staff.get('/v1/drafts?state=rejected')).items;
+    return drafts.some((d) => d.conversation_id === other.id);
+  });
+  assert.ok(!(await msgs(other.id)).some((m) => m.kind === 'agent'), 'a rejected draft is never sent');
+});
+
+test('saved replies: Ctrl+Shift+M, filter as you type, placeholders filled', async () => {
+  await page.getByTestId('view-all').click();
+  await page.getByTestId('filter-status').selectOption('active');
+  await rows().first().dblclick();
+  await page.getByTestId('conversation').waitFor();
+  await page.keyboard.press('r');
+  await page.keyboard.press('Control+Shift+M');
+  await page.getByTestId('reply-picker').waitFor();
+  assert.ok((await page.getByTestId('reply-option').count()) >= 4, 'the team replies synced from the server');
+  await page.keyboard.type('fixed conf');
+  await eventually('the picker narrows as you type', async () => (await page.getByTestId('reply-option').count()) === 1);
+  await page.screenshot({ path: join(SHOTS, 'saved-replies.png') });
+  await page.keyboard.press('Enter');
+  await eventually('the filled reply is in the composer', async () => (await page.getByTestId('composer').inputValue()).startsWith('Hi '));
+  const text = await page.getByTestId('composer').inputValue();
+  assert.ok(!text.includes('{{'), `every placeholder filled: ${text}`);
+  assert.match(text, /This should be fixed now for .+\./);
+  await page.getByTestId('composer').fill('');
+  await page.keyboard.press('Escape');
+});
+
+test('SLA filter: breached or due soon, soonest first', async () => {
+  await page.getByTestId('view-all').click();
+  await page.getByTestId('filter-status').selectOption('active');
+  await page.getByTestId('filter-sla').selectOption('1440');
+  await eventually('conversations with a running SLA clock', async () => (await rows().count()) > 0);
+  const badges = await page.getByTestId('sla').allTextContents();
+  assert.equal(badges.length, await rows().count(), 'every row says when its SLA falls due');
+  assert.ok(badges.every((b) => /due in|breached/.test(b)), badges.join(', '));
+  await page.screenshot({ path: join(SHOTS, 'sla.png') });
+  await page.getByTestId('filter-sla').selectOption('');
+});
+
 test('command palette, search and filters', async () => {
   await page.keyboard.press('Escape');
   await page.keyboard.press('Control+k');

@@ -12,6 +12,7 @@ mod directory;
 mod knowledge;
 mod mail;
 mod oauth;
+mod replies;
 mod requests;
 mod rules;
 pub mod sync;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(directory::routes())
         .merge(sync::routes())
         .merge(rules::routes())
+        .merge(replies::routes())
         .merge(mail::routes())
         .route("/v1/live", get(crate::live::upgrade))
         .route("/chat", get(chat_page))

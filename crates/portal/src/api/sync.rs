@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, Auth, Json, Query};
 use crate::error::{PortalError, Result};
+use crate::knowledge::drafts;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -559,6 +560,43 @@ fn apply_op(w: &mut crate::store::Writer<'_>, v: &Viewer, op: MutationOp) -> Res
                 },
             )?;
         }
+        MutationOp::ApproveDraft {
+            draft_id,
+            message_id,
+            body,
+            run_actions,
+            if_version,
+            ..
+        } => {
+            let approve = drafts::Approve {
+                body: Some(body),
+                run_actions: run_actions.into_iter().map(|i| i as usize).collect(),
+                if_version,
+                message_id: Some(message_id),
+            };
+            let (d, _) = drafts::approve(w, v, draft_id, approve)?;
+            same_conversation(&d, id)?;
+        }
+        MutationOp::RejectDraft {
+            draft_id,
+            reason,
+            if_version,
+            ..
+        } => {
+            let reject = drafts::Reject { reason, if_version };
+            let d = drafts::reject(w, v, draft_id, reject)?;
+            same_conversation(&d, id)?;
+        }
+    }
+    Ok(())
+}
+
+/// A draft reviewed through a push must be of the conversation the push
+/// names (the desktop files its outbox by conversation); otherwise the
+/// whole write is rolled back, as if the draft did not exist.
+fn same_conversation(d: &portico_model::Draft, conversation: uuid::Uuid) -> Result<()> {
+    if d.conversation_id.0 != conversation {
+        return Err(PortalError::not_found(portico_model::Kind::Draft, d.id));
     }
     Ok(())
 }

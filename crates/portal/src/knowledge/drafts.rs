@@ -248,6 +248,11 @@ pub struct Approve {
     #[serde(default)]
     pub run_actions: Vec<usize>,
     pub if_version: Option<u64>,
+    /// The reply's id when the client minted it (a desktop approving
+    /// offline through sync push), so a retried push sends it once. Not
+    /// part of the HTTP body.
+    #[serde(skip)]
+    pub message_id: Option<MessageId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +312,9 @@ pub fn edit(w: &mut Writer<'_>, reviewer: &Viewer, id: DraftId, e: Edit) -> Resu
 }
 
 pub fn reject(w: &mut Writer<'_>, reviewer: &Viewer, id: DraftId, r: Reject) -> Result<Draft> {
+    if r.reason.len() > 2000 {
+        return Err(Invalid::new("reason", "at most 2,000 bytes").into());
+    }
     let mut d = pending(w, reviewer, id, r.if_version)?;
     d.state = DraftState::Rejected;
     d.reviewer_id = Some(reviewer.user_id);
@@ -354,7 +362,7 @@ pub fn approve(
         reviewer,
         conv.id.0,
         NewMessage {
-            id: None,
+            id: a.message_id,
             internal: false,
             body: body.clone(),
             mentions: vec![],

@@ -28,3 +28,16 @@ export function percent(used: number, limit: number | null | undefined): string 
 export function count(n: number | bigint): string {
   return new Intl.NumberFormat('en').format(Number(n));
 }
+
+const METRIC: Record<string, string> = { first_response: 'first reply', next_response: 'next reply', resolution: 'resolution' };
+
+/** "first reply due in 25m" or "resolution breached 2h ago". */
+export function slaLabel(due: { at: string; metric: string }, now: Date): { text: string; breached: boolean } {
+  const what = METRIC[due.metric] ?? due.metric;
+  const breached = new Date(due.at).getTime() <= now.getTime();
+  if (breached) return { text: `${what} breached ${ago(due.at, now)} ago`.replace('now ago', 'just now'), breached };
+  const s = Math.round((new Date(due.at).getTime() - now.getTime()) / 1000);
+  const m = Math.max(1, Math.floor(s / 60));
+  const span = m < 60 ? `${m}m` : m < 48 * 60 ? `${Math.floor(m / 60)}h` : `${Math.floor(m / 1440)}d`;
+  return { text: `${what} due in ${span}`, breached };
+}

@@ -5,7 +5,7 @@ import type { Sort } from './wire/Sort';
 import type { InboxFilters } from './wire/InboxFilters';
 import type { ConversationStatus } from './wire/ConversationStatus';
 
-export type ViewId = View | 'mentions' | 'alerts';
+export type ViewId = View | 'mentions' | 'drafts' | 'alerts';
 
 export const VIEWS: { id: ViewId; label: string }[] = [
   { id: 'mine', label: 'Mine' },
@@ -13,6 +13,7 @@ export const VIEWS: { id: ViewId; label: string }[] = [
   { id: 'my_teams', label: 'My team' },
   { id: 'all', label: 'All' },
   { id: 'mentions', label: 'Mentions' },
+  { id: 'drafts', label: 'Drafts to review' },
   { id: 'alerts', label: 'Key-account alerts' },
 ];
 
@@ -37,15 +38,33 @@ export interface FilterState {
   channel: string;
   plan: string;
   productArea: string;
+  /** '' any, 'breached', or a window in minutes ('60', '240', '1440'). */
+  sla: string;
   sort: Sort;
 }
 
+export const SLA_CHOICES: { id: string; label: string }[] = [
+  { id: '', label: 'Any SLA' },
+  { id: 'breached', label: 'SLA breached' },
+  { id: '60', label: 'SLA due within 1 h' },
+  { id: '240', label: 'SLA due within 4 h' },
+  { id: '1440', label: 'SLA due within 24 h' },
+];
+
 export function defaultFilters(): FilterState {
-  return { status: 'active', priority: '', channel: '', plan: '', productArea: '', sort: 'updated_desc' };
+  return { status: 'active', priority: '', channel: '', plan: '', productArea: '', sla: '', sort: 'updated_desc' };
+}
+
+/** The instant an SLA choice means at `now`: due before it (breached
+ * conversations are due before now). Lists with it are in due order. */
+export function slaDueBefore(choice: string, now: Date): string | null {
+  if (!choice) return null;
+  const mins = choice === 'breached' ? 0 : Number(choice);
+  return new Date(now.getTime() + mins * 60_000).toISOString();
 }
 
 /** The engine's filter record for what the person picked. */
-export function toInboxFilters(f: FilterState): InboxFilters {
+export function toInboxFilters(f: FilterState, now: Date = new Date()): InboxFilters {
   const choice = STATUS_CHOICES.find((c) => c.id === f.status) ?? STATUS_CHOICES[0];
   return {
     status: choice.statuses,
@@ -55,6 +74,7 @@ export function toInboxFilters(f: FilterState): InboxFilters {
     product_area: f.productArea.trim() ? [f.productArea.trim()] : [],
     assignee: [],
     team: [],
+    sla_due_before: slaDueBefore(f.sla, now),
   };
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultFilters, toInboxFilters, isListView } from '../../src/lib/views';
-import { money, ago, percent } from '../../src/lib/format';
+import { money, ago, percent, slaLabel } from '../../src/lib/format';
+import { actionLabel } from '../../src/lib/drafts';
 
 describe('filters', () => {
   it('defaults to open and pending work, newest first', () => {
@@ -34,5 +35,27 @@ describe('formatting', () => {
   it('shows usage against a limit', () => {
     expect(percent(50, 200)).toBe('25%');
     expect(percent(50, null)).toBe('');
+  });
+});
+
+describe('SLA filter', () => {
+  const now = new Date('2026-11-15T12:00:00Z');
+  it('is off by default', () => {
+    expect(toInboxFilters(defaultFilters(), now).sla_due_before).toBeNull();
+  });
+  it('asks for breached (due before now) or due within a window', () => {
+    expect(toInboxFilters({ ...defaultFilters(), sla: 'breached' }, now).sla_due_before).toBe('2026-11-15T12:00:00.000Z');
+    expect(toInboxFilters({ ...defaultFilters(), sla: '60' }, now).sla_due_before).toBe('2026-11-15T13:00:00.000Z');
+  });
+  it('says how long is left or since when it is breached', () => {
+    expect(slaLabel({ at: '2026-11-15T12:25:00Z', metric: 'first_response' }, now)).toEqual({ text: 'first reply due in 25m', breached: false });
+    expect(slaLabel({ at: '2026-11-15T10:00:00Z', metric: 'resolution' }, now)).toEqual({ text: 'resolution breached 2h ago', breached: true });
+  });
+});
+
+describe('draft actions', () => {
+  it('says what each proposed action would do', () => {
+    expect(actionLabel({ type: 'add_seats', seats: 12 })).toBe('Raise the subscription to 12 seats');
+    expect(actionLabel({ type: 'open_request', kind: 'usage_increase', title: 'More API calls' } as never)).toContain('More API calls');
   });
 });

@@ -4,4 +4,8 @@
  * Where a page ended: the sort key of its last row. Opaque to callers:
  * they hand back what a row gave them.
  */
-export type Cursor = { priority_rank: number | null, updated_ms: number, id: string, };
+export type Cursor = { priority_rank: number | null, updated_ms: number, id: string, 
+/**
+ * Set in SLA-due lists, which are ordered by it.
+ */
+sla_due_ms: number | null, };

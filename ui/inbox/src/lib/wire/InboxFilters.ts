@@ -17,4 +17,11 @@ plan: Array<string>, product_area: Array<string>,
 /**
  * `None` in the list means "unassigned".
  */
-assignee: Array<UserId | null>, team: Array<TeamId>, };
+assignee: Array<UserId | null>, team: Array<TeamId>, 
+/**
+ * Only conversations whose running SLA clock falls due before this
+ * instant (breached ones included: their due has passed), soonest
+ * first whatever the sort. The caller picks the instant (e.g. now plus
+ * an hour), so the query stays a pure read.
+ */
+sla_due_before: string | null, };

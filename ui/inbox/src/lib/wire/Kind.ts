@@ -3,4 +3,4 @@
 /**
  * What kind of record a row is; also its table name and its name on the wire.
  */
-export type Kind = "account" | "workspace" | "plan" | "subscription" | "seat" | "invoice" | "usage_meter" | "usage_record" | "user" | "team" | "request" | "conversation" | "message" | "article" | "release_note" | "community_post" | "onboarding_path" | "onboarding_progress" | "audit_event" | "routing_rule" | "sla_policy" | "automation" | "alert" | "draft" | "content_gap";
+export type Kind = "account" | "workspace" | "plan" | "subscription" | "seat" | "invoice" | "usage_meter" | "usage_record" | "user" | "team" | "request" | "conversation" | "message" | "article" | "release_note" | "community_post" | "onboarding_path" | "onboarding_progress" | "audit_event" | "routing_rule" | "sla_policy" | "automation" | "alert" | "draft" | "content_gap" | "saved_reply";
