@@ -606,17 +606,33 @@ async fn assignment_mention_and_alert_reach_the_notification_daemon() {
     // The first sync primes what is already there; wait a round.
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    let lead = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
+    // The lead acts over the API with a bearer token (as another desktop).
+    let lead = {
+        let user: portico_model::User = srv
+            .state
+            .store
+            .read(|c| {
+                portico_portal::store::query(
+                    c,
+                    "SELECT data FROM users WHERE email = 'lead@portico.test'",
+                    [],
+                )
+            })
+            .unwrap()
+            .remove(0);
+        let token = portico_portal::auth::start_session(
+            &srv.state.store,
+            user.id,
+            "2026-11-15T12:00:00Z".parse().unwrap(),
+        )
         .unwrap();
-    let login = lead
-        .post(format!("{}/v1/auth/login", srv.base))
-        .json(&serde_json::json!({"email": "lead@portico.test", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
     let rows: Vec<ConversationRow> = call(&desk, list(View::Unassigned, vec![])).await;
     let conv = rows[0].conversation.clone();
 

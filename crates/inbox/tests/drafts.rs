@@ -98,17 +98,32 @@ impl Server {
 
     /// A signed-in web session (cookie) for `email`.
     async fn web(&self, email: &str) -> Web {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let r = http
+        let r = reqwest::Client::new()
             .post(format!("{}/v1/auth/login", self.base))
             .json(&json!({"email": email, "password": DEMO_PASSWORD}))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{email} signs in");
+        // As the web app does: the session cookie, and its CSRF token sent
+        // back in a header on every request.
+        let cookies: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect();
+        let body: Value = r.json().await.unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("cookie", cookies.join("; ").parse().unwrap());
+        headers.insert(
+            "x-csrf-token",
+            body["csrf_token"].as_str().unwrap().parse().unwrap(),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
         Web {
             http,
             base: self.base.clone(),
