@@ -107,23 +107,36 @@ test('a reply reaches the customer; an internal note does not', async () => {
 test('drafts to review: citations open, an edited approval reaches the customer, a rejection needs a reason', async () => {
   const customer = await portal.as(CUSTOMER);
   const staff = await portal.as(AGENT);
-  const asked = await customer.post('/v1/conversations', { subject: 'Single sign-on setup', body: 'How do I set up SSO with Okta for our team?' });
-  const other = await customer.post('/v1/conversations', { subject: 'Invoice copy', body: 'Where can I download my invoice?' });
+  const asked = [
+    await customer.post('/v1/conversations', { subject: 'Invoice copy', body: 'Where can I download my invoice?' }),
+    await customer.post('/v1/conversations', { subject: 'Single sign-on setup', body: 'How do I set up SSO with Okta for our team?' }),
+  ];
   await page.keyboard.press('Escape');
   await page.getByTestId('view-drafts').click();
-  const row = page.locator(`[data-testid=draft-row]`).filter({ hasText: 'Single sign-on setup' });
-  await eventually('the draft reaches the list', async () => {
-    if ((await row.count()) === 0) await page.getByTestId('view-drafts').click();
-    return (await row.count()) === 1;
+  const rowOf = (c) => page.locator('[data-testid=draft-row]').filter({ hasText: c.subject });
+  await eventually('both drafts reach the list', async () => {
+    await page.getByTestId('view-drafts').click();
+    return (await rowOf(asked[0]).count()) === 1 && (await rowOf(asked[1]).count()) === 1;
   }, 30_000);
-  await row.click();
+  // Approve the one citing a help-centre article (mirrored, so it opens
+  // here); reject the other.
   const draft = page.getByTestId('draft');
-  await draft.waitFor();
-  const citations = draft.getByTestId('citation');
-  assert.ok((await citations.count()) > 0, 'the draft shows what it cites');
-  await draft.locator('button[data-testid=citation]').first().click();
-  await page.getByTestId('article').waitFor();
-  assert.ok((await page.getByTestId('article').textContent()).length > 20, 'the cited article opens from the local store');
+  let approve = null;
+  for (const c of asked) {
+    await rowOf(c).click();
+    await page.getByTestId('subject').filter({ hasText: c.subject }).waitFor();
+    await draft.waitFor();
+    assert.ok((await draft.getByTestId('citation').count()) > 0, `the draft for “${c.subject}” shows what it cites`);
+    if (!approve && (await draft.locator('button[data-testid=citation]').count()) > 0) approve = c;
+  }
+  assert.ok(approve, 'one of the drafts cites a help-centre article');
+  const reject = asked.find((c) => c !== approve);
+  await rowOf(approve).click();
+  await page.getByTestId('subject').filter({ hasText: approve.subject }).waitFor();
+  await eventually('the cited article opens from the local store', async () => {
+    await draft.locator('button[data-testid=citation]').first().click({ timeout: 2000 });
+    return (await page.getByTestId('article').textContent()).length > 20;
+  });
   await page.screenshot({ path: join(SHOTS, 'drafts.png') });
   // Proposed actions are never pre-picked.
   for (const box of await draft.getByTestId('draft-action').all()) assert.equal(await box.isChecked(), false);
@@ -132,25 +145,23 @@ test('drafts to review: citations open, an edited approval reaches the customer,
   await draft.getByTestId('draft-body-edit').fill(`${original}\n\nScreen test: checklist attached.`);
   await draft.getByTestId('draft-approve').click();
   const msgs = async (id) => (await customer.get(`/v1/conversations/${id}/messages`)).items;
-  await eventually('the customer receives the edited reply', async () => (await msgs(asked.id)).some((m) => m.kind === 'agent' && m.body.endsWith('Screen test: checklist attached.')));
-  await page.getByTestId('view-drafts').click();
-  await eventually('the approved draft left the list', async () => (await row.count()) === 0);
+  await eventually('the customer receives the edited reply', async () => (await msgs(approve.id)).some((m) => m.kind === 'agent' && m.body.endsWith('Screen test: checklist attached.')));
+  await eventually('the approved draft left the list', async () => {
+    await page.getByTestId('view-drafts').click();
+    return (await rowOf(approve).count()) === 0;
+  });
 
-  const second = page.locator(`[data-testid=draft-row]`).filter({ hasText: 'Invoice copy' });
-  await eventually('the second draft is listed', async () => {
-    if ((await second.count()) === 0) await page.getByTestId('view-drafts').click();
-    return (await second.count()) === 1;
-  }, 30_000);
-  await second.click();
+  await rowOf(reject).click();
+  await page.getByTestId('subject').filter({ hasText: reject.subject }).waitFor();
   await page.getByTestId('draft-reject').click();
   assert.equal(await page.getByTestId('draft-reject-confirm').isDisabled(), true, 'a rejection needs a reason');
-  await page.getByTestId('draft-reason').fill('Points to the old billing page');
+  await page.getByTestId('draft-reason').fill('Points to the wrong page');
   await page.getByTestId('draft-reject-confirm').click();
   await eventually('the server has it rejected', async () => {
     const drafts = (await staff.get('/v1/drafts?state=rejected')).items;
-    return drafts.some((d) => d.conversation_id === other.id);
+    return drafts.some((d) => d.conversation_id === reject.id);
   });
-  assert.ok(!(await msgs(other.id)).some((m) => m.kind === 'agent'), 'a rejected draft is never sent');
+  assert.ok(!(await msgs(reject.id)).some((m) => m.kind === 'agent'), 'a rejected draft is never sent');
 });
 
 test('saved replies: Ctrl+Shift+M, filter as you type, placeholders filled', async () => {
