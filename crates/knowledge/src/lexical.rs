@@ -200,8 +200,8 @@ impl Lexical {
         if let Some(a) = &filter.product_area {
             out.push(one_of(f.product_area, vec![a.clone()]));
         }
-        if let Some(l) = &filter.locale {
-            out.push(one_of(f.locale, vec![l.clone()]));
+        if let Some(l) = &filter.locales {
+            out.push(one_of(f.locale, l.clone()));
         }
         out
     }

@@ -85,7 +85,8 @@ pub struct Filter {
     /// Documents for this version or for every version.
     pub version: Option<String>,
     pub product_area: Option<String>,
-    pub locale: Option<String>,
+    /// Documents in one of these locales.
+    pub locales: Option<Vec<String>>,
 }
 
 /// How to rank.

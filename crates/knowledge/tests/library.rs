@@ -164,7 +164,7 @@ fn facets_filter_before_ranking() {
         .unwrap();
     assert_eq!(ids(&business), vec![3]);
     let german = Filter {
-        locale: Some("de".into()),
+        locales: Some(vec!["de".into()]),
         ..Filter::default()
     };
     assert_eq!(

@@ -393,8 +393,10 @@ pub enum Action {
     ChangePlan(AccountId),
     /// Invite, remove and set the role of the account's users.
     ManageUsers(AccountId),
-    /// Edit the account's profile (name, language).
+    /// Edit the account's profile (name, language, SSO).
     EditProfile(AccountId),
+    /// Tick onboarding steps by hand.
+    ManageOnboarding(AccountId),
     /// List invoices and download their documents.
     ReadInvoices(AccountId),
     /// Open a request or conversation for the account.
@@ -482,6 +484,9 @@ pub fn authorize(viewer: &Viewer, action: Action) -> Result<(), Denied> {
             "only an account administrator can edit the account profile",
         ),
         ReadInvoices(a) => admin_or_staff(a, "only an account administrator can see invoices"),
+        ManageOnboarding(a) => {
+            admin_or_staff(a, "only an account administrator can mark onboarding steps")
+        }
         PostInternalNote => staff("internal notes are for staff"),
         UpdateAccountStaffFields => staff("only staff can change account management fields"),
         Triage => staff("only staff can triage"),
@@ -541,6 +546,8 @@ mod tests {
             region: "eu".into(),
             language: "en".into(),
             csm_owner_id: None,
+            product_version: String::new(),
+            sso: None,
             key_account: true,
             lifecycle_stage: LifecycleStage::Active,
             health_score: 40,

@@ -236,6 +236,16 @@ macro_rules! string_enum {
 string_enum! {
     pub enum LifecycleStage { Trial = "trial", Onboarding = "onboarding", Active = "active", AtRisk = "at_risk", Churned = "churned", }
 }
+impl LifecycleStage {
+    /// The stage as customers are shown it: whether an account is at risk
+    /// is the CSM's judgement, so it shows as `active`.
+    pub fn as_customers_see(self) -> LifecycleStage {
+        match self {
+            LifecycleStage::AtRisk => LifecycleStage::Active,
+            other => other,
+        }
+    }
+}
 string_enum! {
     pub enum BillingInterval { Month = "month", Year = "year", }
 }
@@ -277,6 +287,18 @@ string_enum! {
 }
 string_enum! {
     pub enum ActionStatus { Proposed = "proposed", Done = "done", Declined = "declined", }
+}
+string_enum! {
+    /// A real event that completes onboarding steps by itself.
+    pub enum OnboardingEvent {
+        UserInvited = "user_invited",
+        SsoConfigured = "sso_configured",
+        IntegrationConnected = "integration_connected",
+        RequestSubmitted = "request_submitted",
+    }
+}
+string_enum! {
+    pub enum CompletedBy { Event = "event", Manual = "manual", }
 }
 string_enum! {
     pub enum InvoiceLineKind { Subscription = "subscription", Proration = "proration", Usage = "usage", Credit = "credit", }
@@ -325,6 +347,61 @@ pub struct OnboardingStep {
     pub description: String,
     /// The plan feature this step teaches, if any.
     pub feature: Option<String>,
+    /// The real event that completes the step by itself; `None`: by hand.
+    #[serde(default)]
+    pub completes_on: Option<OnboardingEvent>,
+}
+
+/// A step of an onboarding path an account has completed, how and when.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCompletion {
+    pub key: String,
+    pub how: CompletedBy,
+    pub at: Timestamp,
+    /// Who did it (the person whose action was the event, or who ticked it).
+    #[serde(default)]
+    pub by: Option<UserId>,
+}
+
+/// Single sign-on settings of an account (OpenID Connect).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSettings {
+    /// The identity provider's issuer URL (https).
+    pub issuer: String,
+    pub client_id: String,
+    /// Everyone of the account's domain must sign in through the provider.
+    #[serde(default)]
+    pub enforced: bool,
+}
+
+impl SsoSettings {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_nonempty("sso.client_id", &self.client_id)?;
+        check_len("sso.client_id", &self.client_id, 200)?;
+        check_len("sso.issuer", &self.issuer, 500)?;
+        if !self.issuer.starts_with("https://") || self.issuer.len() <= "https://".len() {
+            return Err(Invalid::new(
+                "sso.issuer",
+                "must be the provider's https:// issuer URL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A file attached to a request (bytes are served by the attachment endpoint).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub uploaded_by_name: String,
+    pub uploaded_at: Timestamp,
 }
 
 record! {
@@ -339,6 +416,13 @@ record! {
         Customer language: String,
         /// The account's customer success manager (staff user).
         Customer csm_owner_id: Option<UserId>,
+        /// The product version the account runs (release notes up to it
+        /// are theirs); empty when unknown.
+        #[serde(default)]
+        Customer product_version: String,
+        /// Single sign-on, set up by the account's administrator.
+        #[serde(default)]
+        CustomerAdmin sso: Option<SsoSettings>,
         Staff key_account: bool,
         Staff lifecycle_stage: LifecycleStage,
         /// 0–100, computed by CSM tooling.
@@ -352,6 +436,10 @@ record! {
         check_len("name", &a.name, 200)?;
         check_len("domain", &a.domain, 253)?;
         check_len("notes", &a.notes, 20_000)?;
+        check_len("product_version", &a.product_version, 50)?;
+        if let Some(s) = &a.sso {
+            s.validate()?;
+        }
         if a.health_score > 100 {
             return Err(Invalid::new("health_score", "must be between 0 and 100"));
         }
@@ -525,6 +613,10 @@ record! {
         Public name: String,
         Customer role: Role,
         Customer status: UserStatus,
+        /// The language the user reads the portal and articles in (BCP 47,
+        /// e.g. `fr`); `None`: the browser's.
+        #[serde(default)]
+        Customer locale: Option<String>,
         Staff team_ids: Vec<TeamId>,
         /// Concurrent open conversations an agent takes.
         Staff capacity: u32,
@@ -591,6 +683,11 @@ record! {
         Staff assignee_id: Option<UserId>,
         Staff team_id: Option<TeamId>,
         Internal internal_note: String,
+        /// Customer votes on a feature request (one per user).
+        #[serde(default)]
+        Customer votes: u32,
+        #[serde(default)]
+        Customer attachments: Vec<AttachmentRef>,
     }
     validate |r| {
         check_nonempty("title", &r.title)?;
@@ -688,6 +785,10 @@ record! {
         /// The resolved conversation this article was drafted from.
         #[serde(default)]
         Staff from_conversation_id: Option<ConversationId>,
+        /// The article this one translates (its `locale` differs); readers
+        /// get the translation in their language, the original otherwise.
+        #[serde(default)]
+        Public translation_of: Option<ArticleId>,
     }
     validate |a| {
         check_nonempty("title", &a.title)?;
@@ -716,9 +817,12 @@ record! {
     /// A question or answer in the customer community.
     pub struct CommunityPost {
         id: CommunityPostId,
-        account: |r| Some(r.account_id),
-        /// Which company asked stays with staff; other customers see the post only.
-        Staff account_id: AccountId,
+        account: |r| r.account_id,
+        /// Which company asked stays with staff; other customers see the
+        /// post only. `None` for posts written by staff.
+        Staff account_id: Option<AccountId>,
+        #[serde(default)]
+        Staff author_id: Option<UserId>,
         Public author_name: String,
         Public title: String,
         Public body: String,
@@ -726,6 +830,12 @@ record! {
         Public parent_id: Option<CommunityPostId>,
         Public accepted: bool,
         Public votes: u32,
+        /// Written by Portico's staff.
+        #[serde(default)]
+        Public by_staff: bool,
+        /// An answer staff checked and vouch for.
+        #[serde(default)]
+        Public verified: bool,
     }
     validate |p| {
         check_nonempty("body", &p.body)?;
@@ -740,6 +850,9 @@ record! {
         account: |_r| None,
         Public name: String,
         Public plans: Vec<String>,
+        /// Lifecycle stages the path is for; empty means every stage.
+        #[serde(default)]
+        Public stages: Vec<LifecycleStage>,
         Public steps: Vec<OnboardingStep>,
     }
     validate |p| { check_nonempty("name", &p.name) }
@@ -752,7 +865,11 @@ record! {
         account: |r| Some(r.account_id),
         Customer account_id: AccountId,
         Customer path_id: OnboardingPathId,
+        /// Keys of the steps done (kept with `steps` for older readers).
         Customer completed_steps: Vec<String>,
+        /// Each step done: how (event or by hand), when and by whom.
+        #[serde(default)]
+        Customer steps: Vec<StepCompletion>,
     }
     validate |_p| { Ok(()) }
 }

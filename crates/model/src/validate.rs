@@ -40,6 +40,26 @@ pub fn check_len(field: &str, value: &str, max_chars: usize) -> Result<(), Inval
 
 /// A pragmatic address check: one `@`, a non-empty local part, a dotted domain,
 /// no spaces. Delivery is the real test; this catches typos early.
+/// A BCP 47 language tag as people use them: a 2–3 letter language and
+/// optional subtags (`en`, `fr`, `pt-BR`, `zh-Hant`).
+pub fn check_locale(field: &str, value: &str) -> Result<(), Invalid> {
+    let bad = || Invalid::new(field, "must be a language tag like en, fr or pt-BR");
+    let mut parts = value.split('-');
+    let lang = parts.next().unwrap_or("");
+    if value.len() > 35
+        || !(2..=3).contains(&lang.len())
+        || !lang.chars().all(|c| c.is_ascii_lowercase())
+    {
+        return Err(bad());
+    }
+    for p in parts {
+        if !(2..=8).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
 pub fn check_email(field: &str, value: &str) -> Result<(), Invalid> {
     let bad = || Invalid::new(field, "must be an email address like name@example.com");
     check_len(field, value, 254)?;

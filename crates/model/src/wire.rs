@@ -88,7 +88,7 @@ pub struct ChangesPage {
 
 /// Treats a present `null` as `Some(None)` and an absent field as `None`,
 /// so a patch can clear a value (`"assignee_id": null`) or leave it alone.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -289,6 +289,9 @@ pub struct AccountPatch {
     pub csm_owner_id: Option<Option<UserId>>,
     pub health_score: Option<u8>,
     pub notes: Option<String>,
+    /// Single sign-on settings (`null` turns SSO off); needs a plan with `sso`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub sso: Option<Option<SsoSettings>>,
     pub if_version: Option<u64>,
 }
 
@@ -370,6 +373,9 @@ pub struct ArticleInput {
     #[serde(default = "default_locale")]
     pub locale: String,
     pub audience: Audience,
+    /// The article this one translates.
+    #[serde(default)]
+    pub translation_of: Option<ArticleId>,
     /// Moving to `approved` or `archived` needs a lead or admin.
     pub state: Option<ArticleState>,
     pub if_version: Option<u64>,

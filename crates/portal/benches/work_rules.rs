@@ -86,6 +86,7 @@ fn main() {
                     name: format!("Bench Agent {i}"),
                     role: Role::Agent,
                     status: UserStatus::Active,
+                    locale: None,
                     team_ids: vec![team.id],
                     capacity,
                     away: false,

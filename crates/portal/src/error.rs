@@ -53,6 +53,13 @@ pub enum PortalError {
         "{0} replied since you opened this conversation; read their answer, then send again with force to reply anyway"
     )]
     NewerReply(String),
+    /// A refusal with its own status and stable code (attachment limits).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
     #[error("knowledge search failed: {0}")]
     Knowledge(portico_knowledge::KnowledgeError),
 }
@@ -126,6 +133,7 @@ impl PortalError {
             PortalError::UnsupportedProtocol { .. } => "unsupported_protocol",
             PortalError::NewerReply(_) => "newer_reply",
             PortalError::Knowledge(k) => k.code(),
+            PortalError::Refused { code, .. } => code,
         }
     }
 
@@ -147,6 +155,7 @@ impl PortalError {
             PortalError::UnsupportedProtocol { .. } => 400,
             PortalError::NewerReply(_) => 409,
             PortalError::Knowledge(_) => 500,
+            PortalError::Refused { status, .. } => *status,
         }
     }
 

@@ -10,6 +10,7 @@
 //!   conversations and 1M messages for benchmarks.
 
 pub mod api;
+pub mod attachments;
 pub mod auth;
 pub mod clock;
 pub mod error;
@@ -17,8 +18,10 @@ pub mod invoices;
 pub mod knowledge;
 pub mod live;
 pub mod mail;
+pub mod onboarding;
 pub mod pages;
 pub mod seed;
+pub mod seed_portal;
 pub mod store;
 pub mod web;
 pub mod web_guard;

@@ -46,6 +46,10 @@ struct ServeArgs {
     /// Mark cookies Secure (when a TLS proxy fronts the server).
     #[arg(long, env = "PORTICO_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// The portal's public address, for links in mail (invitations),
+    /// e.g. `https://support.example.com`.
+    #[arg(long, env = "PORTICO_PUBLIC_URL")]
+    public_url: Option<String>,
     /// The built customer portal (`ui/portal/dist`); default: this repository's.
     #[arg(long, env = "PORTICO_PORTAL_UI")]
     portal_ui: Option<PathBuf>,
@@ -204,6 +208,9 @@ async fn run(
     demo: bool,
 ) -> anyhow::Result<()> {
     state.secure_cookies = args.secure_cookies;
+    if let Some(url) = &args.public_url {
+        portico_portal::mail::invitation::set_public_url(&state.store, url)?;
+    }
     if let Some(dir) = args.portal_ui.clone() {
         portico_portal::web::serve_from(dir);
     }

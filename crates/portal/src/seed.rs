@@ -291,6 +291,11 @@ pub fn seed(store: &Store, size: SeedSize, anchor: Timestamp) -> Result<SeedRepo
     store.write(Actor::SYSTEM, start, |w| {
         seed_saved_replies(w, &mut ids, start)
     })?;
+    // The portal's demo extras come last, from their own generators, so
+    // everything above stays exactly as before.
+    store.write(Actor::SYSTEM, start, |w| {
+        crate::seed_portal::seed(w, anchor, &plans, &accounts)
+    })?;
     tracing::info!("{report}");
     Ok(report)
 }
@@ -450,6 +455,7 @@ fn staff_user(
         name: name.into(),
         role,
         status: UserStatus::Active,
+        locale: None,
         team_ids: teams,
         capacity: if matches!(role, Role::Agent | Role::Lead) {
             12
@@ -638,6 +644,7 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, staff: &[Use
             author_id: staff.get(1).map(|u| u.id),
             revises: None,
             from_conversation_id: None,
+            translation_of: None,
             version: 0,
             created_at: at,
             updated_at: at,
@@ -664,6 +671,7 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, staff: &[Use
         id: ids.at(at),
         name: "Get your team productive".into(),
         plans: vec![],
+        stages: vec![],
         steps: [
             "invite_team",
             "connect_integration",
@@ -675,7 +683,18 @@ fn seed_knowledge(w: &mut Writer<'_>, ids: &mut Ids, at: Timestamp, staff: &[Use
             key: (*k).into(),
             title: k.replace('_', " "),
             description: format!("Complete {}", k.replace('_', " ")),
-            feature: (*k == "set_up_sso").then(|| "sso".into()),
+            feature: match *k {
+                "set_up_sso" => Some("sso".into()),
+                "connect_integration" => Some("integrations".into()),
+                "first_dashboard" => Some("dashboards".into()),
+                _ => None,
+            },
+            completes_on: match *k {
+                "invite_team" => Some(OnboardingEvent::UserInvited),
+                "connect_integration" => Some(OnboardingEvent::IntegrationConnected),
+                "set_up_sso" => Some(OnboardingEvent::SsoConfigured),
+                _ => None,
+            },
         })
         .collect(),
         version: 0,
@@ -704,6 +723,15 @@ fn seed_community(
             account_id: first,
             path_id: p.id,
             completed_steps: vec!["invite_team".into(), "first_dashboard".into()],
+            steps: ["invite_team", "first_dashboard"]
+                .iter()
+                .map(|k| StepCompletion {
+                    key: (*k).into(),
+                    how: CompletedBy::Manual,
+                    at,
+                    by: None,
+                })
+                .collect(),
             version: 0,
             created_at: at,
             updated_at: at,
@@ -713,7 +741,10 @@ fn seed_community(
     for d in k.community {
         let mut q = CommunityPost {
             id: ids.at(at),
-            account_id: first,
+            account_id: Some(first),
+            author_id: None,
+            by_staff: false,
+            verified: false,
             author_name: "Community member".into(),
             title: d.title,
             body: d.body,
@@ -728,7 +759,11 @@ fn seed_community(
         w.insert(&mut q)?;
         let mut answer = CommunityPost {
             id: ids.at(at),
-            account_id: first,
+            account_id: Some(first),
+            author_id: None,
+            by_staff: false,
+            // Staff checked the accepted answers of the demo.
+            verified: true,
             author_name: "Community member".into(),
             title: String::new(),
             body: d.answer,
@@ -794,6 +829,9 @@ fn seed_account(
         } else {
             None
         },
+        // Not drawn from the generator: the rest of the demo stays as it was.
+        product_version: VERSIONS[(i as usize + 2) % VERSIONS.len()].into(),
+        sso: None,
         key_account: key,
         lifecycle_stage: [
             LifecycleStage::Onboarding,
@@ -894,6 +932,7 @@ fn seed_account(
             name: uname,
             role,
             status: UserStatus::Active,
+            locale: None,
             team_ids: vec![],
             capacity: 0,
             away: false,
@@ -1145,6 +1184,8 @@ fn seed_conversation(
             assignee_id: conv.assignee_id,
             team_id: conv.team_id,
             internal_note: "Linked from the conversation.".into(),
+            votes: 0,
+            attachments: vec![],
             version: 0,
             created_at: opened,
             updated_at: opened,

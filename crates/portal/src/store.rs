@@ -28,6 +28,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/portal/0006_mail.sql"),
     include_str!("../../../migrations/portal/0007_knowledge.sql"),
     include_str!("../../../migrations/portal/0009_saved_replies.sql"),
+    // 0008 landed after 0009: the list's order is the applied order
+    // (`user_version`), so it comes last.
+    include_str!("../../../migrations/portal/0008_portal.sql"),
 ];
 
 pub struct Store {

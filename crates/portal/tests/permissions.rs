@@ -735,7 +735,10 @@ fn rare_kinds(srv: &TestServer) {
                 w.delete(&usage)?;
                 w.insert(&mut CommunityPost {
                     id: w.new_id(),
-                    account_id,
+                    account_id: Some(account_id),
+                    author_id: None,
+                    by_staff: false,
+                    verified: false,
                     author_name: "Pat".into(),
                     title: "Tips for exports".into(),
                     body: "Schedule them at night.".into(),
@@ -782,6 +785,7 @@ fn rare_kinds(srv: &TestServer) {
                     account_id,
                     path_id: path,
                     completed_steps: vec!["invite_team".into()],
+                    steps: vec![],
                     version: 0,
                     created_at: at,
                     updated_at: at,
@@ -849,6 +853,7 @@ fn rare_kinds(srv: &TestServer) {
                 id: w.new_id(),
                 name: "Enterprise rollout".into(),
                 plans: vec!["enterprise".into()],
+                stages: vec![],
                 steps: vec![],
                 version: 0,
                 created_at: at,
@@ -1105,6 +1110,61 @@ async fn every_get_endpoint_shapes_rows_for_each_role() {
                 who,
                 "user",
             );
+        }
+
+        // Customer portal: the dashboard's records, the community and a
+        // request's thread, shaped like every other exit.
+        let dash = get_ok(&srv, who, &format!("{acct}/dashboard")).await;
+        let dash_account = dash["account"]
+            .as_object()
+            .expect("the dashboard names the account");
+        check_http_row(&srv, Kind::Account, dash_account, who, "GET dashboard");
+        for r in dash["requests"]["latest"].as_array().unwrap() {
+            check_http_row(
+                &srv,
+                Kind::Request,
+                r.as_object().unwrap(),
+                who,
+                "GET dashboard",
+            );
+        }
+        for n in dash["release_notes"].as_array().unwrap() {
+            check_http_row(
+                &srv,
+                Kind::ReleaseNote,
+                n.as_object().unwrap(),
+                who,
+                "GET dashboard",
+            );
+        }
+        assert_eq!(
+            dash.get("billing").is_some(),
+            staff || admin,
+            "dashboard billing for {me}: only those who may read invoices"
+        );
+        if let Some(inv) = dash["billing"]
+            .get("latest_invoice")
+            .and_then(Value::as_object)
+        {
+            check_http_row(&srv, Kind::Invoice, inv, who, "GET dashboard");
+        }
+        check_list(
+            &srv,
+            who,
+            "/v1/community/questions",
+            Kind::CommunityPost,
+            "data ->> '$.parent_id' IS NULL",
+        )
+        .await;
+        let thread = get_list(
+            &srv,
+            who,
+            &format!("/v1/requests/{}/comments", fx.request),
+            200,
+        )
+        .await;
+        for m in &thread {
+            check_http_row(&srv, Kind::Message, m, who, "GET request comments");
         }
 
         // Billing.

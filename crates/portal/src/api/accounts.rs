@@ -70,7 +70,10 @@ async fn patch(
     } else {
         authorize(&viewer, Action::EditProfile(id), Kind::Account, id)?;
     }
-    if !p.touches_staff_fields() && p.name.is_none() && p.language.is_none() {
+    if let Some(Some(sso)) = &p.sso {
+        sso.validate()?;
+    }
+    if !p.touches_staff_fields() && p.name.is_none() && p.language.is_none() && p.sso.is_none() {
         return Err(Invalid::new("body", "nothing to change: give at least one field").into());
     }
     let account = st
@@ -100,6 +103,26 @@ async fn patch(
             }
             if let Some(h) = p.health_score {
                 a.health_score = h;
+            }
+            if let Some(sso) = p.sso {
+                if sso.is_some() {
+                    let plan = crate::onboarding::plan_of(w, id)?;
+                    if !plan.features.iter().any(|f| f == "sso") {
+                        return Err(Invalid::new(
+                            "sso",
+                            format!(
+                                "the {} plan does not include single sign-on; upgrade to set it up",
+                                plan.name
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                let configured = sso.is_some() && a.sso.is_none();
+                a.sso = sso;
+                if configured {
+                    crate::onboarding::record_event(w, id, OnboardingEvent::SsoConfigured)?;
+                }
             }
             if let Some(n) = p.notes {
                 a.notes = n;
@@ -139,6 +162,7 @@ async fn invite_user(
 ) -> Result<(StatusCode, Json<Map<String, Value>>), ApiError> {
     authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
     input.validate()?;
+    let v = viewer.clone();
     let user = st
         .write(Actor::from(&viewer), move |w| {
             let sub = subscription_of(w, id)?;
@@ -174,6 +198,7 @@ async fn invite_user(
                         name: input.name,
                         role: input.role,
                         status: UserStatus::Invited,
+                        locale: None,
                         team_ids: vec![],
                         capacity: 0,
                         away: false,
@@ -204,13 +229,17 @@ async fn invite_user(
                 &user,
                 serde_json::json!({ "role": user.role }),
             )?;
+            crate::onboarding::record_event(w, id, OnboardingEvent::UserInvited)?;
+            let account: Account = store::require(w, id.0)?;
+            let inviter: User = store::require(w, v.user_id.0)?;
+            crate::mail::invitation::send(w, &user, &account, &inviter.name)?;
             Ok(user)
         })
         .await?;
     Ok((StatusCode::CREATED, shape(&viewer, &user)?))
 }
 
-pub(super) fn subscription_of(
+pub(crate) fn subscription_of(
     w: &rusqlite::Connection,
     account: AccountId,
 ) -> Result<Subscription> {

@@ -18,6 +18,7 @@ use crate::store::{self, Actor};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/answers", post(ask))
+        .route("/v1/answers/handoff", post(handoff))
         .route("/v1/drafts", get(list_drafts))
         .route("/v1/drafts/{id}", get(read_draft).patch(edit_draft))
         .route("/v1/drafts/{id}/approve", post(approve_draft))
@@ -287,4 +288,160 @@ async fn list_gaps(
         items,
         next_cursor: None,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Handoff {
+    /// The question the customer asked.
+    question: String,
+    /// The answer the portal showed them.
+    #[serde(default)]
+    answer: String,
+    /// The sources it cited (as `POST /v1/answers` returned them).
+    #[serde(default)]
+    citations: Vec<HandoffCitation>,
+    product_area: Option<String>,
+}
+
+/// A cited source as `POST /v1/answers` returned it (its other fields,
+/// such as the title, are not taken on trust and are ignored).
+#[derive(Debug, Deserialize)]
+struct HandoffCitation {
+    kind: Kind,
+    id: uuid::Uuid,
+}
+
+#[derive(Debug, Serialize)]
+struct HandedOff {
+    conversation_id: ConversationId,
+    conversation: Map<String, Value>,
+}
+
+/// Tag on conversations a customer handed off from an AI answer.
+pub const HANDOFF_TAG: &str = "ai-handoff";
+
+const MAX_HANDOFF_CITATIONS: usize = 20;
+
+/// "Talk to a person" under an AI answer: opens a conversation carrying
+/// the question, and a system message with the answer shown and its
+/// sources, so the agent starts where the customer is. Same path as an
+/// unconfident answer's escalation (`open_in`, a content gap, the tag that
+/// keeps the drafter from counting the gap twice).
+async fn handoff(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(input): Json<Handoff>,
+) -> Result<(axum::http::StatusCode, Json<HandedOff>), ApiError> {
+    if viewer.is_staff() {
+        return Err(PortalError::Forbidden("hand-off is for customers asking for a person").into());
+    }
+    let question = input.question.trim().to_owned();
+    if question.is_empty() {
+        return Err(Invalid::new("question", "give the question that was asked").into());
+    }
+    if question.chars().count() > MAX_QUESTION {
+        return Err(Invalid::new("question", format!("at most {MAX_QUESTION} characters")).into());
+    }
+    if input.answer.chars().count() > 20_000 {
+        return Err(Invalid::new("answer", "at most 20000 characters").into());
+    }
+    if input.citations.len() > MAX_HANDOFF_CITATIONS {
+        return Err(Invalid::new("citations", format!("at most {MAX_HANDOFF_CITATIONS}")).into());
+    }
+    if input
+        .product_area
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 100)
+    {
+        return Err(Invalid::new("product_area", "at most 100 characters").into());
+    }
+    let v = viewer.clone();
+    let conv = st
+        .write(Actor::from(&viewer), move |w| {
+            // Sources are named by what the asker may read, as stored: a
+            // made-up or hidden id is refused, a title is never taken on trust.
+            let mut sources = Vec::new();
+            for (i, c) in input.citations.iter().enumerate() {
+                let shaped = crate::knowledge::index::shaped(w, &v, c.kind, c.id)?;
+                let Some(title) = shaped
+                    .as_ref()
+                    .and_then(|m| m.get("title"))
+                    .and_then(Value::as_str)
+                else {
+                    return Err(Invalid::new(
+                        format!("citations[{i}]"),
+                        "is not an article, release note or community post you can read",
+                    )
+                    .into());
+                };
+                sources.push(format!(
+                    "[{}] {} ({} {})",
+                    i + 1,
+                    title,
+                    c.kind.as_str(),
+                    c.id
+                ));
+            }
+            let area = input.product_area.clone().unwrap_or_default();
+            gaps::record(w, &question, &area, v.plan_code.as_deref())?;
+            let account = v.account_id.expect("customers have an account");
+            let mut conv = super::conversations::open_in(
+                w,
+                &v,
+                account,
+                NewConversation {
+                    account_id: None,
+                    channel: Channel::Chat,
+                    subject: question.chars().take(120).collect(),
+                    body: question.clone(),
+                    product_area: area,
+                },
+                None,
+            )?;
+            let mut context =
+                String::from("The customer asked for a person after this AI answer.\n\n");
+            if input.answer.trim().is_empty() {
+                context.push_str("Answer shown: (none)\n");
+            } else {
+                context.push_str(&format!("Answer shown:\n{}\n", input.answer.trim()));
+            }
+            if !sources.is_empty() {
+                context.push_str(&format!("\nSources:\n{}\n", sources.join("\n")));
+            }
+            let mut note = Message {
+                id: w.new_id(),
+                conversation_id: conv.id,
+                account_id: account,
+                kind: MessageKind::System,
+                author_id: None,
+                author_name: "Portico AI".into(),
+                body: context,
+                mentions: vec![],
+                email: None,
+                delivery: None,
+                version: 0,
+                created_at: w.at(),
+                updated_at: w.at(),
+            };
+            w.insert(&mut note)?;
+            conv.message_count += 1;
+            conv.tags.push(ESCALATED_TAG.into());
+            conv.tags.push(HANDOFF_TAG.into());
+            w.update(&mut conv)?;
+            w.audit(
+                "answer.handed_off",
+                &conv,
+                serde_json::json!({ "citations": input.citations.len() }),
+            )?;
+            Ok(conv)
+        })
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(HandedOff {
+            conversation_id: conv.id,
+            conversation: shape(&viewer, &conv)?.0,
+        }),
+    ))
 }

@@ -386,6 +386,11 @@ async fn record_usage(
             meter.used = meter.used.saturating_add(report.quantity);
             w.update(&mut meter)?;
             crate::work::usage_changed(w, &meter, before)?;
+            // The account's own systems calling the product's API: its
+            // first integration is live.
+            if meter.meter == "api_calls" {
+                crate::onboarding::record_event(w, id, OnboardingEvent::IntegrationConnected)?;
+            }
             Ok(meter)
         })
         .await?;

@@ -16,7 +16,7 @@ use crate::store::{self, Actor};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/me", get(me))
+        .route("/v1/me", get(me).patch(patch_me))
         .route("/v1/users", get(list_users))
         .route("/v1/users/{id}/access", patch(set_access))
         .route("/v1/teams", get(list_teams))
@@ -101,6 +101,45 @@ async fn me(State(st): State<AppState>, Auth(viewer): Auth) -> Result<Json<Me>, 
         redact(&viewer, &user).ok_or_else(|| PortalError::not_found(Kind::User, viewer.user_id))?;
     let account = account.and_then(|a| redact(&viewer, &a));
     Ok(Json(Me { user, account }))
+}
+
+/// What a person changes about themselves.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MePatch {
+    /// BCP 47 language tag (`en`, `fr`, `pt-BR`); `null` follows the browser.
+    #[serde(default, deserialize_with = "portico_model::wire::nullable")]
+    locale: Option<Option<String>>,
+}
+
+/// The signed-in user's own preferences (today: the reading language).
+async fn patch_me(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Json(p): Json<MePatch>,
+) -> Result<Json<Me>, ApiError> {
+    let Some(locale) = p.locale else {
+        return Err(Invalid::new("body", "nothing to change: give locale").into());
+    };
+    if let Some(l) = &locale {
+        portico_model::validate::check_locale("locale", l)?;
+    }
+    let uid = viewer.user_id;
+    st.write(Actor::from(&viewer), move |w| {
+        let mut u: User = store::require(w, uid.0)?;
+        if u.locale != locale {
+            u.locale = locale;
+            w.update(&mut u)?;
+            w.audit(
+                "user.locale_changed",
+                &u,
+                serde_json::json!({ "locale": u.locale }),
+            )?;
+        }
+        Ok(())
+    })
+    .await?;
+    me(State(st), Auth(viewer)).await
 }
 
 /// The staff directory (staff only), newest first.

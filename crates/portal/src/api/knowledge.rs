@@ -120,12 +120,47 @@ async fn list(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    /// The language wanted; default: the reader's own.
+    locale: Option<String>,
+}
+
+/// One article, in the reader's language when a translation (same slug)
+/// exists that they may read; else as asked (English is the fallback).
 async fn read(
     State(st): State<AppState>,
     Auth(viewer): Auth,
     Path(id): Path<ArticleId>,
+    Query(q): Query<ReadQuery>,
 ) -> Result<Json<Map<String, Value>>, ApiError> {
-    let a: Article = st.read(move |c| store::require(c, id.0)).await?;
+    if let Some(l) = &q.locale {
+        portico_model::validate::check_locale("locale", l)?;
+    }
+    let v = viewer.clone();
+    let a: Article = st
+        .read(move |c| {
+            let a: Article = store::require(c, id.0)?;
+            let wanted = match q.locale {
+                Some(l) => Some(l),
+                None => index::reader_locale(c, &v)?,
+            };
+            let Some(wanted) = wanted.filter(|l| *l != a.locale) else {
+                return Ok(a);
+            };
+            // The original and its translations share the original's id.
+            let root = a.translation_of.unwrap_or(a.id);
+            let translation = store::query::<Article>(
+                c,
+                "SELECT data FROM articles WHERE (id = ?1 OR data ->> '$.translation_of' = ?1) AND data ->> '$.locale' = ?2",
+                [root.to_string(), wanted.clone()],
+            )?
+            .into_iter()
+            .find(|t| t.visible_to(&v) && a.visible_to(&v));
+            Ok(translation.unwrap_or(a))
+        })
+        .await?;
     Ok(shape(&viewer, &a)?)
 }
 
@@ -167,6 +202,7 @@ async fn create(
                 author_id: Some(v.user_id),
                 revises: None,
                 from_conversation_id: None,
+                translation_of: input.translation_of,
                 version: 0,
                 created_at: w.at(),
                 updated_at: w.at(),
@@ -208,6 +244,7 @@ async fn update(
             a.versions = input.versions;
             a.locale = input.locale;
             a.audience = input.audience;
+            a.translation_of = input.translation_of;
             a.state = state;
             if let (Some(original), ArticleState::Approved) = (a.revises, state) {
                 return apply_revision(w, a, original);

@@ -4,15 +4,19 @@
 //! thread, shape the answer with the policy's `redact`. Errors leave as
 //! `{"error": {"code", "message", "field"?}}` with a stable code.
 
-mod accounts;
+pub(crate) mod accounts;
 mod ai;
 pub(crate) mod billing;
+mod community;
 pub(crate) mod conversations;
+mod dashboard;
 mod directory;
 mod knowledge;
 mod mail;
 mod oauth;
+mod onboarding;
 mod replies;
+mod request_thread;
 mod requests;
 mod rules;
 pub mod sync;
@@ -120,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .merge(billing::routes())
         .merge(conversations::routes())
         .merge(requests::routes())
+        .merge(request_thread::routes())
+        .merge(dashboard::routes())
+        .merge(onboarding::routes())
+        .merge(community::routes())
         .merge(knowledge::routes())
         .merge(ai::routes())
         .merge(directory::routes())

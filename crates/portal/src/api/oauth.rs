@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/session", get(session))
+        .route("/v1/auth/invitations/accept", post(accept_invitation))
         .route(
             "/oauth/authorize",
             get(authorize_page).post(authorize_submit),
@@ -103,6 +104,11 @@ async fn login(
     Json(input): Json<Login>,
 ) -> Result<Response, ApiError> {
     let user = sign_in(&st, input.email, input.password, client_ip(addr)).await?;
+    signed_in(&st, user).await
+}
+
+/// Starts a session for `user`: the answer of a sign-in, with both cookies.
+async fn signed_in(st: &AppState, user: User) -> Result<Response, ApiError> {
     let at = st.clock.now();
     let uid = user.id;
     let token = st
@@ -110,12 +116,12 @@ async fn login(
         .await?;
     let viewer = st.read(move |c| auth::viewer_for_user(c, &user)).await?;
     let csrf = crate::web_guard::csrf_token_for(&token);
-    let info = session_info(&st, &viewer, Some(csrf.clone())).await?;
+    let info = session_info(st, &viewer, Some(csrf.clone())).await?;
     let mut resp = Json(info).into_response();
     let h = resp.headers_mut();
     for cookie in [
-        session_cookie(&st, &token, auth::SESSION_TTL_SECS),
-        csrf_cookie(&st, &csrf, auth::SESSION_TTL_SECS),
+        session_cookie(st, &token, auth::SESSION_TTL_SECS),
+        csrf_cookie(st, &csrf, auth::SESSION_TTL_SECS),
     ] {
         h.append(
             header::SET_COOKIE,
@@ -123,6 +129,31 @@ async fn login(
         );
     }
     Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptInvitation {
+    /// The token from the invitation link.
+    token: String,
+    /// The password the invited person chooses.
+    password: String,
+}
+
+/// The invitation link's page posts here: sets the password, activates the
+/// user and signs them in (the same answer and cookies as a sign-in).
+async fn accept_invitation(
+    State(st): State<AppState>,
+    Json(input): Json<AcceptInvitation>,
+) -> Result<Response, ApiError> {
+    if input.token.len() > 100 {
+        return Err(PortalError::Unauthenticated("this invitation link is not valid").into());
+    }
+    let at = st.clock.now();
+    let user = st
+        .blocking(move |s| crate::mail::invitation::accept(s, &input.token, &input.password, at))
+        .await?;
+    signed_in(&st, user).await
 }
 
 /// Who is signed in, and the CSRF token of a cookie session: how the web

@@ -95,12 +95,15 @@ async fn create(
                 assignee_id: None,
                 team_id: None,
                 internal_note: String::new(),
+                votes: 0,
+                attachments: vec![],
                 version: 0,
                 created_at: w.at(),
                 updated_at: w.at(),
             };
             w.insert(&mut r)?;
             w.audit("request.created", &r, Value::Null)?;
+            crate::onboarding::record_event(w, account, OnboardingEvent::RequestSubmitted)?;
             crate::work::request_created(w, &mut r)?;
             Ok(r)
         })

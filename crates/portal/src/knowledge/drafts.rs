@@ -451,6 +451,8 @@ fn run(
                 assignee_id: None,
                 team_id: None,
                 internal_note: String::new(),
+                votes: 0,
+                attachments: vec![],
                 version: 0,
                 created_at: at,
                 updated_at: at,

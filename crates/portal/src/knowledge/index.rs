@@ -247,7 +247,7 @@ pub fn filter_for(viewer: &Viewer, p: &SearchParams) -> Result<Filter> {
             .map(|k| k.split(',').map(|s| s.trim().to_owned()).collect()),
         product_area: p.product_area.clone(),
         version: p.version.clone(),
-        locale: p.locale.clone(),
+        locales: p.locale.clone().map(|l| vec![l]),
         plan: p.plan.clone(),
         ..Filter::default()
     };
@@ -323,12 +323,74 @@ pub fn search(
         Some(n) if (1..=50).contains(&n) => n,
         Some(_) => return Err(Invalid::new("limit", "must be between 1 and 50").into()),
     };
-    let filter = filter_for(viewer, p)?;
+    let mut filter = filter_for(viewer, p)?;
+    // No locale asked for: the reader's language, falling back to English.
+    let reader = match &p.locale {
+        Some(_) => None,
+        None => store.read(|c| reader_locale(c, viewer))?,
+    };
+    if let Some(l) = &reader {
+        filter.locales = Some(vec![l.clone(), FALLBACK_LOCALE.into()]);
+    }
     let library = k.ready(store)?;
+    // Room for English articles dropped below for their translation.
+    let fetch = if reader.is_some() { limit * 2 } else { limit };
     let hits = library
-        .search(&p.q, &filter, p.mode, limit)
+        .search(&p.q, &filter, p.mode, fetch)
         .map_err(index_error)?;
-    store.read(|c| shape_hits(c, viewer, hits))
+    store.read(|c| {
+        let mut out = shape_hits(c, viewer, hits)?;
+        if let Some(l) = &reader {
+            prefer_locale(&mut out, l);
+        }
+        out.truncate(limit);
+        Ok(out)
+    })
+}
+
+/// The language knowledge falls back to.
+pub const FALLBACK_LOCALE: &str = "en";
+
+/// The viewer's reading language when it is not the fallback one.
+pub fn reader_locale(c: &Connection, viewer: &Viewer) -> Result<Option<String>> {
+    let user: Option<User> = store::get(c, viewer.user_id.0)?;
+    Ok(user
+        .and_then(|u| u.locale)
+        .map(|l| language_of(&l))
+        .filter(|l| l != FALLBACK_LOCALE))
+}
+
+/// `fr` of `fr-CA`: articles are written per language.
+fn language_of(locale: &str) -> String {
+    locale
+        .split('-')
+        .next()
+        .unwrap_or(locale)
+        .to_ascii_lowercase()
+}
+
+/// Drops a fallback-language article when its translation in the reader's
+/// language is among the hits (an original and its translations share the
+/// original's id: `translation_of`, else their own).
+fn prefer_locale(hits: &mut Vec<SearchHit>, locale: &str) {
+    let slug = |h: &SearchHit| {
+        (h.kind == Kind::Article).then(|| {
+            h.record
+                .get("translation_of")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| h.id.to_string())
+        })
+    };
+    let translated: std::collections::HashSet<String> = hits
+        .iter()
+        .filter(|h| h.record.get("locale").and_then(Value::as_str) == Some(locale))
+        .filter_map(slug)
+        .collect();
+    hits.retain(|h| {
+        h.record.get("locale").and_then(Value::as_str) == Some(locale)
+            || !slug(h).is_some_and(|s| translated.contains(&s))
+    });
 }
 
 fn shape_hits(c: &Connection, viewer: &Viewer, hits: Vec<Hit>) -> Result<Vec<SearchHit>> {

@@ -14,6 +14,7 @@
 pub mod classify;
 pub mod imap;
 pub mod ingest;
+pub mod invitation;
 pub mod outbox;
 pub mod parse;
 pub mod sender;

@@ -193,6 +193,9 @@ impl Sender {
 /// A claimed row with what composing needs.
 struct Due {
     message_id: String,
+    /// `reply` (an agent's message) or `notice` (mail Portico sends itself,
+    /// such as invitations; see `mail::invitation`).
+    kind: String,
     in_reply_to: Option<String>,
     refs: String,
     attempts: u32,
@@ -213,11 +216,24 @@ pub async fn send_due(store: &Arc<Store>, sender: &Sender, at: Timestamp) -> Res
     for row in due {
         let st = store.clone();
         let id = row.message_id.clone();
-        let composed = tokio::task::spawn_blocking(move || st.read(|c| compose_parts(c, &id)))
-            .await
-            .map_err(|_| PortalError::Unavailable)??;
-        let result = match composed {
-            Some(parts) => match build(&sender.identity, &parts, &row) {
+        let notice = row.kind == "notice";
+        let composed = tokio::task::spawn_blocking(move || {
+            st.read(|c| {
+                Ok(if notice {
+                    super::invitation::notice(c, &id)?.map(Composed::Notice)
+                } else {
+                    compose_parts(c, &id)?.map(|p| Composed::Reply(Box::new(p)))
+                })
+            })
+        })
+        .await
+        .map_err(|_| PortalError::Unavailable)??;
+        let built = composed.map(|c| match c {
+            Composed::Reply(parts) => build(&sender.identity, &parts, &row),
+            Composed::Notice(n) => build_notice(&sender.identity, &n),
+        });
+        let result = match built {
+            Some(mail) => match mail {
                 Ok(mail) => sender.transport.send(mail).await.map(|_| ()).map_err(|e| {
                     let permanent = e.is_permanent();
                     (permanent, e.to_string())
@@ -254,6 +270,39 @@ pub async fn send_due(store: &Arc<Store>, sender: &Sender, at: Timestamp) -> Res
     Ok(report)
 }
 
+enum Composed {
+    Reply(Box<Parts>),
+    Notice(super::invitation::Notice),
+}
+
+/// A notice (an invitation) as a plain-text mail from the desk's address.
+fn build_notice(
+    identity: &MailIdentity,
+    n: &super::invitation::Notice,
+) -> std::result::Result<lettre::Message, String> {
+    let from = Mailbox::new(
+        Some(identity.name.clone()).filter(|n| !n.is_empty()),
+        identity
+            .address
+            .parse()
+            .map_err(|e| format!("support address: {e}"))?,
+    );
+    let to = Mailbox::new(
+        Some(n.to_name.clone()),
+        n.to_address
+            .parse()
+            .map_err(|e| format!("recipient {}: {e}", n.to_address))?,
+    );
+    let mut b = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(n.subject.clone());
+    if let Ok(name) = HeaderName::new_from_ascii("Auto-Submitted".into()) {
+        b = b.raw_header(HeaderValue::new(name, "auto-generated".into()));
+    }
+    b.body(n.body.clone()).map_err(|e| e.to_string())
+}
+
 enum Outcome {
     Sent,
     Retry(String),
@@ -268,7 +317,7 @@ async fn claim(store: &Arc<Store>, at: Timestamp) -> Result<Vec<Due>> {
             let now = at.as_millisecond();
             let due = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT message_id, in_reply_to, refs, attempts FROM mail_outbound
+                    "SELECT message_id, in_reply_to, refs, attempts, kind FROM mail_outbound
                      WHERE sent_at IS NULL AND failed = 0 AND next_attempt_at <= ?1
                      ORDER BY next_attempt_at, id LIMIT ?2",
                 )?;
@@ -278,6 +327,7 @@ async fn claim(store: &Arc<Store>, at: Timestamp) -> Result<Vec<Due>> {
                         in_reply_to: r.get(1)?,
                         refs: r.get(2)?,
                         attempts: r.get(3)?,
+                        kind: r.get(4)?,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?

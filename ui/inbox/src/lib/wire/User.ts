@@ -9,7 +9,12 @@ import type { UserStatus } from "./UserStatus";
 /**
  * A person: a customer's user (with `account_id`) or staff (without).
  */
-export type User = { id: UserId, account_id: AccountId | null, email: string, name: string, role: Role, status: UserStatus, team_ids: Array<TeamId>, 
+export type User = { id: UserId, account_id: AccountId | null, email: string, name: string, role: Role, status: UserStatus, 
+/**
+ * The language the user reads the portal and articles in (BCP 47,
+ * e.g. `fr`); `None`: the browser's.
+ */
+locale: string | null, team_ids: Array<TeamId>, 
 /**
  * Concurrent open conversations an agent takes.
  */
