@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -39,14 +37,67 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// Checks `password` against a PHC argon2 hash, in constant time.
+///
+/// Argon2 needs 19 MiB of working memory per check at the default
+/// parameters. Allocated per check (as `PasswordVerifier` does), glibc keeps
+/// it: after the first such block is freed its mmap threshold rises above
+/// 19 MiB, so later ones come from per-thread arenas that are not given
+/// back. A thousand sign-ins on the blocking pool left portal-core at
+/// ~570 MiB RSS (the live benchmark). So checks run in one of
+/// [`ARGON2_WORK`]'s buffers, allocated once and reused: a fixed 38 MiB,
+/// and no more than two checks at a time (they are CPU-bound anyway).
 fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        argon2::Params::try_from(&h),
+        argon2::Algorithm::try_from(h.algorithm),
+    ) else {
+        return false;
+    };
+    let Ok(version) = h.version.map(argon2::Version::try_from).transpose() else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut out = vec![0u8; expected.len()];
+    let hashed = with_argon2_work(blocks, |work| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, work)
+            .is_ok()
+    });
+    // `Output`'s equality is constant-time.
+    hashed && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// Reusable argon2 working memory; see [`verify_password`].
+static ARGON2_WORK: [Mutex<Vec<argon2::Block>>; 2] =
+    [Mutex::new(Vec::new()), Mutex::new(Vec::new())];
+
+/// Runs `f` with `blocks` blocks of argon2 working memory from a free
+/// buffer of [`ARGON2_WORK`], waiting for one if both are in use.
+fn with_argon2_work<T>(blocks: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut work = ARGON2_WORK
+        .iter()
+        .find_map(|m| m.try_lock().ok())
+        .unwrap_or_else(|| {
+            let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % ARGON2_WORK.len();
+            ARGON2_WORK[i].lock().unwrap_or_else(|p| p.into_inner())
+        });
+    if work.len() < blocks {
+        *work = vec![argon2::Block::default(); blocks];
+    }
+    f(&mut work[..blocks])
 }
 
 /// Stores `password_hash` (from [`hash_password`]) for `user`.
@@ -590,5 +641,23 @@ mod tests {
         let h = hash_password("correct horse");
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "wrong"));
+    }
+
+    #[test]
+    fn passwords_verify_with_the_parameters_of_their_hash() {
+        // A hash made with other costs (e.g. before a parameter change)
+        // still verifies: the check reads them from the hash.
+        let params = argon2::Params::new(8 * 1024, 1, 1, None).unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let h = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password(&h, "battery staple"));
+        assert!(!verify_password(&h, "battery stapler"));
+        assert!(
+            !verify_password("$argon2id$garbage", "battery staple"),
+            "an unreadable hash never verifies"
+        );
     }
 }

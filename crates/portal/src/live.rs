@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use portico_model::live::{self, ClientFrame, ServerFrame, close};
 use portico_model::*;
@@ -40,9 +40,28 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 type CloseReason = Option<(u16, String)>;
 
+/// A frame as queued for a socket: already serialized, and shared. A
+/// change fanned out to every all-access staff socket is shaped and
+/// serialized once and queued as a reference to the same text, so a
+/// connection's queue costs a pointer per frame rather than a copy of the
+/// record (with 10,000 staff sockets open, copies of each change filled
+/// ~100 KiB per socket while the node kept committing).
+#[derive(Clone)]
+struct Frame(Utf8Bytes);
+
+impl Frame {
+    fn of(frame: &ServerFrame) -> Frame {
+        Frame(
+            serde_json::to_string(frame)
+                .expect("frames serialize")
+                .into(),
+        )
+    }
+}
+
 struct Conn {
     viewer: Viewer,
-    tx: mpsc::Sender<ServerFrame>,
+    tx: mpsc::Sender<Frame>,
     /// Set when changes were skipped: the seq the client has everything up to.
     lagged_after: Option<i64>,
     /// The seq of the first change offered to this connection as it
@@ -78,6 +97,9 @@ const STALL: Duration = Duration::from_secs(3);
 /// Connections and presence, shared by the socket tasks and the fan-out task.
 pub struct Hub {
     state: std::sync::Mutex<State>,
+    /// The newest committed seq, for `hello` (kept here so a connecting
+    /// client costs no read of the store).
+    newest_seq: std::sync::atomic::AtomicI64,
     next_id: AtomicU64,
     wake: Notify,
     epoch: Instant,
@@ -87,6 +109,7 @@ impl Default for Hub {
     fn default() -> Self {
         Hub {
             state: Default::default(),
+            newest_seq: Default::default(),
             next_id: AtomicU64::new(0),
             wake: Notify::new(),
             epoch: Instant::now(),
@@ -119,7 +142,7 @@ impl Hub {
     fn register(
         &self,
         viewer: Viewer,
-        tx: mpsc::Sender<ServerFrame>,
+        tx: mpsc::Sender<Frame>,
         close: watch::Sender<CloseReason>,
     ) -> (u64, Arc<AtomicU64>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +219,10 @@ impl Hub {
         let mut st = self.state.lock().unwrap();
         for conn in st.conns.values_mut() {
             if let Some(after_seq) = conn.lagged_after
-                && conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_ok()
+                && conn
+                    .tx
+                    .try_send(Frame::of(&ServerFrame::Lagged { after_seq }))
+                    .is_ok()
             {
                 conn.lagged_after = None;
             }
@@ -204,26 +230,29 @@ impl Hub {
     }
 
     /// Queues an ephemeral frame without waiting; dropped if the queue is full.
-    fn offer(conn: &Conn, frame: ServerFrame) {
+    fn offer(conn: &Conn, frame: Frame) {
         let _ = conn.tx.try_send(frame);
     }
 
     /// Queues a change without waiting. Once one is skipped, later ones are
     /// skipped too until `lagged` fits in the queue, so the client never sees
     /// a change after a hole without being told to pull.
-    fn offer_change(conn: &mut Conn, change: portico_model::wire::Change) {
+    fn offer_change(conn: &mut Conn, seq: i64, frame: Frame) {
         if conn.closed {
             return;
         }
-        conn.live_from.get_or_insert(change.seq);
+        conn.live_from.get_or_insert(seq);
         if let Some(after_seq) = conn.lagged_after {
-            if conn.tx.try_send(ServerFrame::Lagged { after_seq }).is_err() {
+            if conn
+                .tx
+                .try_send(Frame::of(&ServerFrame::Lagged { after_seq }))
+                .is_err()
+            {
                 return;
             }
             conn.lagged_after = None;
         }
-        let seq = change.seq;
-        if conn.tx.try_send(ServerFrame::Change { change }).is_err() {
+        if conn.tx.try_send(frame).is_err() {
             conn.lagged_after = Some(seq - 1);
         }
     }
@@ -232,27 +261,31 @@ impl Hub {
     /// them. Called in commit order with the store's writer held, so it
     /// never waits: each connection's queue takes the frame or skips it.
     fn fan_out(&self, changes: &[RawChange]) {
+        if let Some(last) = changes.last() {
+            self.newest_seq.fetch_max(last.seq, Ordering::Relaxed);
+        }
         let mut guard = self.state.lock().unwrap();
         let st = &mut *guard;
         for raw in changes {
             Self::note_scope_change(st, raw);
             // Staff with access to all conversations see a change the same
-            // way: shape it once. Team access is shaped per viewer.
-            let mut for_all: Option<Option<portico_model::wire::Change>> = None;
+            // way: shape and serialize it once, share the text. Team access
+            // is shaped per viewer.
+            let mut for_all: Option<Option<Frame>> = None;
             for id in &st.staff {
                 let Some(conn) = st.conns.get_mut(id) else {
                     continue;
                 };
                 let sees_all = conn.viewer.access == portico_model::ConversationAccess::All;
-                let shaped = match (&for_all, sees_all) {
-                    (Some(c), true) => Ok(c.clone()),
+                let framed = match (&for_all, sees_all) {
+                    (Some(f), true) => Ok(f.clone()),
                     (None, true) => {
-                        shape_change(&conn.viewer, raw).inspect(|c| for_all = Some(c.clone()))
+                        change_frame(&conn.viewer, raw).inspect(|f| for_all = Some(f.clone()))
                     }
-                    (_, false) => shape_change(&conn.viewer, raw),
+                    (_, false) => change_frame(&conn.viewer, raw),
                 };
-                match shaped {
-                    Ok(Some(change)) => Self::offer_change(conn, change),
+                match framed {
+                    Ok(Some(frame)) => Self::offer_change(conn, raw.seq, frame),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for live staff")
@@ -274,8 +307,8 @@ impl Hub {
                 let Some(conn) = st.conns.get_mut(&id) else {
                     continue;
                 };
-                match shape_change(&conn.viewer, raw) {
-                    Ok(Some(change)) => Self::offer_change(conn, change),
+                match change_frame(&conn.viewer, raw) {
+                    Ok(Some(frame)) => Self::offer_change(conn, raw.seq, frame),
                     Ok(None) => {}
                     Err(e) => {
                         tracing::error!(error = %e, seq = raw.seq, "cannot shape a change for a live client")
@@ -426,6 +459,7 @@ impl Hub {
         to: impl Fn(&Conn) -> bool,
         frame: ServerFrame,
     ) {
+        let frame = Frame::of(&frame);
         let st = self.state.lock().unwrap();
         for (id, conn) in &st.conns {
             if *id != except && conn.subscriptions.contains(&conv) && to(conn) {
@@ -447,14 +481,20 @@ impl Hub {
                     .collect();
                 Self::offer(
                     conn,
-                    ServerFrame::Presence {
+                    Frame::of(&ServerFrame::Presence {
                         conversation_id: conv,
                         viewers: others,
-                    },
+                    }),
                 );
             }
         }
     }
+}
+
+/// `raw` shaped for `viewer` as a `change` frame; `None` if they may not
+/// see it.
+fn change_frame(viewer: &Viewer, raw: &RawChange) -> Result<Option<Frame>> {
+    Ok(shape_change(viewer, raw)?.map(|change| Frame::of(&ServerFrame::Change { change })))
 }
 
 /// Two viewers see the same rows and fields (the sync feed's scope key,
@@ -472,6 +512,19 @@ pub fn spawn_fan_out(hub: Arc<Hub>, store: Arc<Store>) -> FanOut {
     store.set_commit_listener(Some(Arc::new(move |changes: &[RawChange]| {
         h.fan_out(changes)
     })));
+    // Read after the listener is set, so no commit falls in between.
+    match store.read(|c| {
+        Ok(
+            c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+                r.get::<_, i64>(0)
+            })?,
+        )
+    }) {
+        Ok(seq) => {
+            hub.newest_seq.fetch_max(seq, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the newest change seq"),
+    }
     let (h, s) = (hub.clone(), store.clone());
     let sweeper = tokio::spawn(async move {
         loop {
@@ -521,37 +574,26 @@ impl RateLimit {
     }
 }
 
-/// Runs one authenticated socket until it closes.
-pub async fn session(st: AppState, viewer: Viewer, socket: WebSocket) {
+/// Runs one authenticated socket until it closes. `name` is the user's, for
+/// typing and presence signals.
+///
+/// Memory per idle socket matters (10,000 of them must fit in well under
+/// 1 GiB next to a working node): the connection costs two tasks (this one,
+/// reading, and a writer), a bounded queue that allocates as it fills, and
+/// the WebSocket's 4 KiB read buffer. Frame handling is boxed so the idle
+/// reading task does not carry the largest request's state.
+pub async fn session(st: AppState, viewer: Viewer, name: String, socket: WebSocket) {
     let hub = st.live.clone();
-    let uid = viewer.user_id;
-    let name = st
-        .read(move |c| {
-            Ok(store::get::<User>(c, uid.0)?
-                .map(|u| u.name)
-                .unwrap_or_default())
-        })
-        .await
-        .unwrap_or_default();
-    let (tx, mut rx) = mpsc::channel::<ServerFrame>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Frame>(QUEUE);
     let (close_tx, mut close_rx) = watch::channel::<CloseReason>(None);
     let (id, progress) = hub.register(viewer.clone(), tx.clone(), close_tx.clone());
     let epoch = hub.epoch;
-    let seq = st
-        .read(|c| {
-            Ok(
-                c.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-                    r.get::<_, i64>(0)
-                })?,
-            )
-        })
-        .await
-        .unwrap_or(0);
-    let _ = tx.try_send(ServerFrame::Hello {
+    let seq = hub.newest_seq.load(Ordering::Relaxed);
+    let _ = tx.try_send(Frame::of(&ServerFrame::Hello {
         protocol: live::LIVE_PROTOCOL,
         user_id: viewer.user_id,
         seq,
-    });
+    }));
 
     let (mut sink, mut stream) = socket.split();
     let writer = tokio::spawn(async move {
@@ -567,12 +609,11 @@ pub async fn session(st: AppState, viewer: Viewer, socket: WebSocket) {
                     break;
                 }
                 frame = rx.recv() => {
-                    let Some(frame) = frame else { break };
-                    let text = serde_json::to_string(&frame).expect("frames serialize");
+                    let Some(Frame(text)) = frame else { break };
                     // A client that stopped reading blocks this send; a close
                     // request (e.g. its queue overflowed) must still end it.
                     let closing = tokio::select! {
-                        sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text.into()))) => {
+                        sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(WsMessage::Text(text))) => {
                             if !matches!(sent, Ok(Ok(()))) {
                                 break;
                             }
@@ -655,13 +696,13 @@ pub async fn session(st: AppState, viewer: Viewer, socket: WebSocket) {
                 break;
             }
         };
-        if let Err(e) = handle(&st, id, &viewer, &name, &tx, frame).await {
+        if let Err(e) = Box::pin(handle(&st, id, &viewer, &name, &tx, frame)).await {
             let _ = tx
-                .send(ServerFrame::Error {
+                .send(Frame::of(&ServerFrame::Error {
                     code: e.code().into(),
                     message: e.to_string(),
                     message_id: None,
-                })
+                }))
                 .await;
         }
     }
@@ -735,13 +776,13 @@ async fn handle(
     id: u64,
     viewer: &Viewer,
     name: &str,
-    tx: &mpsc::Sender<ServerFrame>,
+    tx: &mpsc::Sender<Frame>,
     frame: ClientFrame,
 ) -> Result<()> {
     let hub = &st.live;
     match frame {
         ClientFrame::Ping => {
-            let _ = tx.send(ServerFrame::Pong).await;
+            let _ = tx.send(Frame::of(&ServerFrame::Pong)).await;
         }
         ClientFrame::Subscribe { conversation_id } => {
             visible_conversation(st, viewer, conversation_id).await?;
@@ -778,13 +819,13 @@ async fn handle(
                 .into_iter()
                 .filter(|c| live_from.is_none_or(|from| c.seq < from));
             for change in replay {
-                let _ = tx.send(ServerFrame::Change { change }).await;
+                let _ = tx.send(Frame::of(&ServerFrame::Change { change })).await;
             }
             let _ = tx
-                .send(ServerFrame::Resumed {
+                .send(Frame::of(&ServerFrame::Resumed {
                     seq: page.next_after,
                     complete: !page.has_more,
-                })
+                }))
                 .await;
         }
         ClientFrame::Viewing {
@@ -871,15 +912,15 @@ async fn handle(
                 .await;
             match result {
                 Ok(_) => {
-                    let _ = tx.send(ServerFrame::Ack { message_id }).await;
+                    let _ = tx.send(Frame::of(&ServerFrame::Ack { message_id })).await;
                 }
                 Err(e) => {
                     let _ = tx
-                        .send(ServerFrame::Error {
+                        .send(Frame::of(&ServerFrame::Error {
                             code: e.code().into(),
                             message: e.to_string(),
                             message_id: Some(message_id),
-                        })
+                        }))
                         .await;
                 }
             }
@@ -938,8 +979,14 @@ pub async fn upgrade(
             "send a bearer token, session cookie or access_token",
         ))?;
     let at = st.clock.now();
-    let viewer = st
-        .read(move |c| crate::auth::viewer_for_token(c, &token, at))
+    let (viewer, name) = st
+        .read(move |c| {
+            let viewer = crate::auth::viewer_for_token(c, &token, at)?;
+            let name = store::get::<User>(c, viewer.user_id.0)?
+                .map(|u| u.name)
+                .unwrap_or_default();
+            Ok((viewer, name))
+        })
         .await?;
     Ok(ws
         .max_message_size(live::MAX_FRAME_BYTES)
@@ -947,5 +994,5 @@ pub async fn upgrade(
         // Small buffers: 10k idle sockets must fit in memory.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| session(st, viewer, socket)))
+        .on_upgrade(move |socket| session(st, viewer, name, socket)))
 }

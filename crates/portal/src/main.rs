@@ -168,7 +168,15 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Blocking work here is short SQLite calls (8 pooled readers, one
+    // writer) and password checks (two at a time): more threads than that
+    // only wait. Without a cap a burst of connections (10,000 live sockets
+    // opened 500 at a time) started ~300 threads, each with its own stack
+    // and allocator cache, and the memory stayed.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(32)
+        .build()?;
     let command = match cli.command {
         Some(c) => c,
         // No subcommand: `demo` with its defaults and environment variables.
