@@ -99,8 +99,9 @@ const RESTART_FRAMES: i64 = 262_144;
 /// with the newest frame, and SQLite only starts the WAL over when a write
 /// begins after a *complete* checkpoint: without help the WAL grows for as
 /// long as writes keep coming (measured: ~58 MB/s under the live chat
-/// benchmark, every commit extending the file; in that benchmark even 24 s
-/// pauses in writing did not let it start over, cause not yet found). So
+/// benchmark, every commit extending the file; its 24 s pauses between
+/// chat turns were not pauses in writing: the AI drafter, behind, kept
+/// committing drafts through them). So
 /// once the WAL passes
 /// [`RESTART_FRAMES`], the checkpointer takes the writer for a moment (the
 /// copying is mostly done by then: only the frames since the last pass and
