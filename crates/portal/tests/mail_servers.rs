@@ -468,3 +468,63 @@ async fn over_size_mail_in_the_mailbox_is_read_by_its_head() {
     );
     s.stop().await;
 }
+
+/// Inviting a user sends the invitation through the outbox and a real SMTP
+/// server into the invitee's mailbox, with a link that signs them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_reaches_the_invitees_mailbox() {
+    let Some(m) = MailServers::start() else {
+        return;
+    };
+    const INVITEE: &str = "new.hire@acme.test";
+    m.add_user(INVITEE);
+    let s = server().await;
+    let acme = s.acme();
+    let admin = s.client_as(CUSTOMER).await;
+    let resp = admin
+        .post(s.url(&format!("/v1/accounts/{}/users", acme.id)))
+        .json(&json!({ "email": INVITEE, "name": "New Hire", "role": "customer_member" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let report = outbox::send_due(&s.state.store, &sender(&m), s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1, "the invitation went out: {report:?}");
+    let inbox = mailbox(&m, INVITEE).await;
+    assert_eq!(inbox.len(), 1, "one mail in the invitee's mailbox");
+    // The text part may be quoted-printable: undo its soft breaks and `=3D`.
+    let raw = String::from_utf8_lossy(&inbox[0])
+        .replace("=\r\n", "")
+        .replace("=3D", "=");
+    assert!(
+        raw.contains("Subject: Ada Acme invited you to Acme Corp on Portico"),
+        "{raw}"
+    );
+    assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+    let token = raw
+        .split("#token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the mail carries the link")
+        .to_owned();
+    let resp = reqwest::Client::new()
+        .post(s.url("/v1/auth/invitations/accept"))
+        .json(&json!({ "token": token, "password": "a long enough password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "the link from the real mail signs the person in"
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM mail_outbound WHERE kind = 'notice' AND sent_at IS NOT NULL"
+        ),
+        1
+    );
+}
