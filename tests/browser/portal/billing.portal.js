@@ -85,6 +85,8 @@ test("a member sees no billing pages, cannot open them by URL, and the API refus
     await expect(page.getByRole("link", { name })).toHaveCount(0);
   }
   await expect(page.getByText("Change plan or seats")).toHaveCount(0);
+  await expect(page.getByTestId("dashboard")).toBeVisible();
+  await expect(page.getByTestId("billing"), "no billing summary on a member's dashboard").toHaveCount(0);
   for (const path of ["/portal/account/plan", "/portal/account/invoices", "/portal/account/users", "/portal/account/usage"]) {
     await page.goto(path);
     await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();

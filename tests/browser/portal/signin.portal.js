@@ -13,6 +13,12 @@ test("a customer admin signs in with the form and sees their account's dashboard
   // API calls at 92 % of the limit: shown with its percentage and a chart.
   await expect(dashboard.getByText(/API calls: .* \(92 %\)/)).toBeVisible();
   await expect(dashboard.getByRole("meter", { name: "API calls" })).toBeVisible();
+  // A 30-day daily chart per meter, with its numbers available as a table.
+  await expect(dashboard.getByRole("img", { name: "API calls, daily use over the last 30 days" })).toBeVisible();
+  await expect(dashboard.getByRole("heading", { name: "Getting started" })).toBeVisible();
+  await expect(dashboard.getByText(/\d+ of \d+ steps done/)).toBeVisible();
+  // Administrators see what they pay each period.
+  await expect(page.getByTestId("billing")).toContainText("Each period:");
   await expectAccessible(page, "the dashboard");
 
   // Signing out ends the session: the API no longer answers for this browser.

@@ -1,7 +1,7 @@
 // The dashboard's data: `GET /v1/accounts/{id}/dashboard` (one call,
 // already shaped for the viewer by the server's policy; `billing` only for
 // administrators).
-import { api, ApiError, type Page } from './api';
+import { api } from './api';
 
 export interface DayUse {
   date: string;
@@ -90,40 +90,6 @@ export interface Dashboard {
   billing?: Billing | null;
 }
 
-export async function loadDashboard(accountId: string): Promise<Dashboard> {
-  try {
-    return await api<Dashboard>(`/v1/accounts/${accountId}/dashboard`);
-  } catch (e) {
-    // A server without the dashboard endpoint: the same page from the
-    // account endpoints it has (no daily history, onboarding or notes).
-    if (e instanceof ApiError && e.status === 404 && e.message.includes('route')) return composeDashboard(accountId);
-    throw e;
-  }
-}
-
-interface Sub { plan_id: string; seats: number; status: string; current_period_end: string; pending_change: unknown }
-interface PlanRow { id: string; code: string; name: string; features: string[] }
-type Line = Omit<UsageSeries, 'daily'>;
-
-async function composeDashboard(accountId: string): Promise<Dashboard> {
-  const base = `/v1/accounts/${accountId}`;
-  const [account, sub, plans, seats, usage, requests] = await Promise.all([
-    api<{ id: string; name: string }>(base),
-    api<Sub>(`${base}/subscription`),
-    api<Page<PlanRow>>('/v1/plans'),
-    api<Dashboard['seats']>(`${base}/seats`),
-    api<Line[]>(`${base}/usage`),
-    api<Page<RequestRow>>('/v1/requests?limit=50'),
-  ]);
-  const open = requests.items.filter((r) => !['resolved', 'closed'].includes(r.status));
-  return {
-    account,
-    plan: plans.items.find((p) => p.id === sub.plan_id) ?? { code: '', name: '', features: [] },
-    renewal: { date: sub.current_period_end, status: sub.status, pending_change: sub.pending_change },
-    seats,
-    usage: usage.map((l) => ({ ...l, daily: [] })),
-    requests: { open: open.length, latest: open.slice(0, 5) },
-    release_notes: [],
-    unused_features: [],
-  };
+export function loadDashboard(accountId: string): Promise<Dashboard> {
+  return api<Dashboard>(`/v1/accounts/${accountId}/dashboard`);
 }
