@@ -25,4 +25,9 @@ revises: ArticleId | null,
 /**
  * The resolved conversation this article was drafted from.
  */
-from_conversation_id: ConversationId | null, version: number, created_at: string, updated_at: string, };
+from_conversation_id: ConversationId | null, 
+/**
+ * The article this one translates (its `locale` differs); readers
+ * get the translation in their language, the original otherwise.
+ */
+translation_of: ArticleId | null, version: number, created_at: string, updated_at: string, };
