@@ -349,6 +349,29 @@ fn changed_fields(before: &Value, after: &Conversation) -> Value {
     Value::Object(out)
 }
 
+/// One page of a conversation's messages as `viewer` may read them.
+/// Customers' pages skip internal notes in SQL: the cursor is the last row
+/// fetched, so a hidden note there would hand out its id.
+pub(super) fn message_page(
+    c: &rusqlite::Connection,
+    viewer: &Viewer,
+    conversation: uuid::Uuid,
+    after: Option<uuid::Uuid>,
+    limit: usize,
+) -> Result<Vec<Message>, PortalError> {
+    store::query(
+        c,
+        "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 \
+         AND (?4 OR data ->> '$.kind' != 'internal_note') ORDER BY id LIMIT ?3",
+        rusqlite::params![
+            conversation.to_string(),
+            after.map(|u| u.to_string()).unwrap_or_default(),
+            limit as i64,
+            viewer.is_staff()
+        ],
+    )
+}
+
 async fn list_messages(
     State(st): State<AppState>,
     Auth(viewer): Auth,
@@ -364,19 +387,7 @@ async fn list_messages(
             if !conv.visible_to(&v) {
                 return Err(PortalError::not_found(Kind::Conversation, id));
             }
-            // Customers' pages skip internal notes in SQL: the cursor is the last
-            // row fetched, so a hidden note there would hand out its id.
-            store::query(
-                c,
-                "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 \
-                 AND (?4 OR data ->> '$.kind' != 'internal_note') ORDER BY id LIMIT ?3",
-                rusqlite::params![
-                    id.to_string(),
-                    after.map(|u| u.to_string()).unwrap_or_default(),
-                    limit as i64,
-                    v.is_staff()
-                ],
-            )
+            message_page(c, &v, id, after, limit)
         })
         .await?;
     Ok(Json(super::page_of(&viewer, msgs, limit, |m| {

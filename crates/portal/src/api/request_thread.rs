@@ -72,19 +72,7 @@ async fn list_comments(
             if !conv.visible_to(&v) {
                 return Err(PortalError::not_found(Kind::Request, id));
             }
-            // As the conversation's message list: notes skipped in SQL for
-            // customers, so a cursor never carries a hidden note's id.
-            store::query(
-                c,
-                "SELECT data FROM messages WHERE conversation_id = ?1 AND id > ?2 \
-                 AND (?4 OR data ->> '$.kind' != 'internal_note') ORDER BY id LIMIT ?3",
-                rusqlite::params![
-                    conv_id.to_string(),
-                    after.map(|u| u.to_string()).unwrap_or_default(),
-                    limit as i64,
-                    v.is_staff()
-                ],
-            )
+            super::conversations::message_page(c, &v, conv_id.0, after, limit)
         })
         .await?;
     Ok(Json(page_of(&viewer, msgs, limit, |m| m.id.to_string())))
