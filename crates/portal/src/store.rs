@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     // 0008 landed after 0009: the list's order is the applied order
     // (`user_version`), so it comes last.
     include_str!("../../../migrations/portal/0008_portal.sql"),
+    include_str!("../../../migrations/portal/0011_invitation_inviter.sql"),
 ];
 
 pub struct Store {

@@ -1006,8 +1006,8 @@ async fn inviting_a_user_mails_a_link_that_signs_them_in_once() {
     assert!(me["csrf_token"].is_string());
     expect_error(
         accept("a long enough password").send().await.unwrap(),
-        401,
-        "unauthenticated",
+        410,
+        "invitation_used",
     )
     .await;
     // The new person signs in with the password they chose.
@@ -1025,9 +1025,187 @@ async fn inviting_a_user_mails_a_link_that_signs_them_in_once() {
             .send()
             .await
             .unwrap(),
-        401,
-        "unauthenticated",
+        404,
+        "invitation_unknown",
     )
     .await;
+    srv.stop().await;
+}
+
+/// Invites `email` as Acme's admin and returns the token from the queued mail.
+async fn invite_and_read_token(srv: &TestServer, email: &str) -> String {
+    let admin = srv.client_as("admin@acme.test").await;
+    let users = srv.url(&format!("/v1/accounts/{}/users", srv.acme().id));
+    let (s, u) = body(
+        admin
+            .post(&users)
+            .json(&json!({ "email": email, "name": "Pat Pending", "role": "customer_admin" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201, "{u}");
+    let text: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT body FROM mail_notices WHERE to_address = ?1 ORDER BY rowid DESC LIMIT 1",
+                [email],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    text.split("#token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the mail carries the link")
+        .to_owned()
+}
+
+/// The link's page asks what it accepts before the person types a password:
+/// the token travels in a header, the answer says only what the mail said,
+/// and a link that no longer works is refused with its own stable code.
+#[tokio::test]
+async fn an_invitation_link_says_what_it_invites_to_until_it_is_used_or_expires() {
+    let srv = TestServer::start().await;
+    let lookup = |token: &str| {
+        reqwest::Client::new()
+            .get(srv.url("/v1/auth/invitation"))
+            .header("x-invitation-token", token)
+    };
+    let token = invite_and_read_token(&srv, "pat.pending@acme.test").await;
+    let resp = lookup(&token).send().await.unwrap();
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "no-store",
+        "an invitation is not cached"
+    );
+    let (s, found) = body(resp).await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["account_name"], "Acme Corp");
+    assert_eq!(found["email"], "pat.pending@acme.test");
+    assert_eq!(found["name"], "Pat Pending");
+    assert_eq!(
+        found["invited_by"], "Ada Acme",
+        "the inviter, as the mail named them"
+    );
+    assert_eq!(found["password_min_chars"], 10);
+    assert!(found["expires_at"].is_string());
+    let keys: Vec<&String> = found.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.len(),
+        6,
+        "nothing beyond what the page shows: {keys:?}"
+    );
+    for bad in ["", "made-up", &"x".repeat(500)] {
+        expect_error(lookup(bad).send().await.unwrap(), 404, "invitation_unknown").await;
+    }
+    expect_error(
+        reqwest::Client::new()
+            .get(srv.url(&format!("/v1/auth/invitation?token={token}")))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "invitation_unknown",
+    )
+    .await;
+
+    let accept = |token: &str| {
+        reqwest::Client::new()
+            .post(srv.url("/v1/auth/invitations/accept"))
+            .json(&json!({ "token": token, "password": "a long enough password" }))
+    };
+    let (s, me) = body(accept(&token).send().await.unwrap()).await;
+    assert_eq!(s, 200, "{me}");
+    expect_error(lookup(&token).send().await.unwrap(), 410, "invitation_used").await;
+
+    // Seven days after it was sent, a link has expired, and nothing changed.
+    let later = invite_and_read_token(&srv, "too.late@acme.test").await;
+    srv.clock.advance(jiff::SignedDuration::from_hours(7 * 24));
+    expect_error(
+        lookup(&later).send().await.unwrap(),
+        410,
+        "invitation_expired",
+    )
+    .await;
+    expect_error(
+        accept(&later).send().await.unwrap(),
+        410,
+        "invitation_expired",
+    )
+    .await;
+    let status: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT json_extract(data, '$.status') FROM users WHERE email = 'too.late@acme.test'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(status, "invited", "an expired link activates no one");
+    srv.stop().await;
+}
+
+/// A person removed after the mail went out cannot use its link; inviting
+/// them again replaces it with a new one.
+#[tokio::test]
+async fn a_removed_invitees_link_is_withdrawn_and_a_new_invitation_replaces_it() {
+    let srv = TestServer::start().await;
+    let token = invite_and_read_token(&srv, "gone.soon@acme.test").await;
+    let admin = srv.client_as("admin@acme.test").await;
+    let uid: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT id FROM users WHERE email = 'gone.soon@acme.test'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    let resp = admin
+        .delete(srv.url(&format!("/v1/accounts/{}/users/{uid}", srv.acme().id)))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    expect_error(
+        reqwest::Client::new()
+            .get(srv.url("/v1/auth/invitation"))
+            .header("x-invitation-token", &token)
+            .send()
+            .await
+            .unwrap(),
+        410,
+        "invitation_withdrawn",
+    )
+    .await;
+    expect_error(
+        reqwest::Client::new()
+            .post(srv.url("/v1/auth/invitations/accept"))
+            .json(&json!({ "token": token, "password": "a long enough password" }))
+            .send()
+            .await
+            .unwrap(),
+        410,
+        "invitation_withdrawn",
+    )
+    .await;
+    let newer = invite_and_read_token(&srv, "gone.soon@acme.test").await;
+    assert_ne!(newer, token, "a new mail, a new link");
+    let lookup = |token: &str| {
+        reqwest::Client::new()
+            .get(srv.url("/v1/auth/invitation"))
+            .header("x-invitation-token", token)
+    };
+    expect_error(lookup(&token).send().await.unwrap(), 410, "invitation_used").await;
+    assert_eq!(lookup(&newer).send().await.unwrap().status(), 200);
     srv.stop().await;
 }

@@ -232,7 +232,7 @@ async fn invite_user(
             crate::onboarding::record_event(w, id, OnboardingEvent::UserInvited)?;
             let account: Account = store::require(w, id.0)?;
             let inviter: User = store::require(w, v.user_id.0)?;
-            crate::mail::invitation::send(w, &user, &account, &inviter.name)?;
+            crate::mail::invitation::send(w, &user, &account, &inviter)?;
             Ok(user)
         })
         .await?;

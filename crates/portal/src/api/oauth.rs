@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/session", get(session))
+        .route("/v1/auth/invitation", get(invitation))
         .route("/v1/auth/invitations/accept", post(accept_invitation))
         .route(
             "/oauth/authorize",
@@ -146,14 +147,36 @@ async fn accept_invitation(
     State(st): State<AppState>,
     Json(input): Json<AcceptInvitation>,
 ) -> Result<Response, ApiError> {
-    if input.token.len() > 100 {
-        return Err(PortalError::Unauthenticated("this invitation link is not valid").into());
-    }
     let at = st.clock.now();
     let user = st
         .blocking(move |s| crate::mail::invitation::accept(s, &input.token, &input.password, at))
         .await?;
     signed_in(&st, user).await
+}
+
+/// The header carrying an invitation's token to `GET /v1/auth/invitation`:
+/// never the URL, which ends up in access logs, proxies and history.
+pub const INVITATION_TOKEN_HEADER: &str = "x-invitation-token";
+
+/// What an invitation link invites to (account, who, by whom), for its page
+/// to show before the person chooses a password; refused with the same
+/// codes as accepting. Reveals only what the mail told the link's holder.
+async fn invitation(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = headers
+        .get(INVITATION_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let at = st.clock.now();
+    let pending = st
+        .read(move |c| crate::mail::invitation::pending(c, &token, at))
+        .await?;
+    let mut resp = Json(pending).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
 }
 
 /// Who is signed in, and the CSRF token of a cookie session: how the web
