@@ -20,6 +20,30 @@ async function signedIn(browser, email, options = {}) {
   return { context, me: await r.json() };
 }
 
+/** A change over the API with a context's session, as the app makes it (CSRF header). */
+async function post(context, url, data) {
+  const { cookies } = await context.storageState();
+  const csrf = cookies.find((c) => c.name === "portico_csrf");
+  const r = await context.request.post(url, { data, headers: csrf ? { "x-csrf-token": decodeURIComponent(csrf.value) } : {} });
+  if (!r.ok()) throw new Error(`${url}: ${r.status()} ${await r.text()}`);
+  return r.json();
+}
+
+/** The invitation link in the mail delivered to `address` (scripts/portal-run's mail sink). */
+async function invitationLink(address) {
+  const dir = process.env.PORTICO_MAIL_DIR;
+  for (let i = 0; i < 600; i++) {
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^\d+\.eml$/.test(f)) : []) {
+      const raw = fs.readFileSync(path.join(dir, f), "utf8");
+      if (!raw.startsWith(`Delivered-To: ${address}\r\n`)) continue;
+      const link = raw.replace(/=\r?\n/g, "").replace(/=3D/g, "=").match(/(\S+\/portal\/invite#token=[A-Za-z0-9_-]+)/);
+      if (link) return link[1];
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no invitation mail reached ${address}`);
+}
+
 async function screenshots(dir) {
   fs.mkdirSync(dir, { recursive: true });
   const browser = await chromium.launch(launchOptions);
@@ -60,20 +84,35 @@ async function screenshots(dir) {
   await visit("/portal/help/community", "community", () => page.locator("main h1").waitFor());
   await visit("/portal/requests", "requests", () => page.getByTestId("requests").waitFor());
   await visit("/portal/requests/new", "request-new", () => page.getByLabel("Title").waitFor());
-  const first = page.getByTestId("requests");
-  await page.goto("/portal/requests");
-  await first.waitFor();
-  const link = first.getByRole("link").first();
-  if (await link.count()) {
-    await link.click();
-    await page.getByTestId("request").waitFor();
-    await shoot(page, "request");
-  }
+  // A request thread: the customer's request and the support team's reply.
+  const request = await post(context, "/v1/requests", {
+    kind: "support",
+    title: "CSV export of invoices shows amounts in USD",
+    body: "Our account is billed in EUR, but the invoice export lists every amount in USD.\n\nSteps: Invoices → Export CSV. Expected EUR, as on the PDF.",
+    priority: "normal",
+  });
+  const agent = await signedIn(browser, "admin@portico.test");
+  await post(agent.context, `/v1/requests/${request.id}/comments`, {
+    body: "Thanks for the report. The export used the plan's list currency instead of your account's; a fix ships this week, and we will send you a corrected export today.",
+  });
+  await visit(`/portal/requests/${request.id}`, "request", () => page.getByTestId("request").waitFor());
   await page.goto("/portal/");
   await page.getByTestId("dashboard").waitFor();
   await page.getByRole("button", { name: "Chat with us" }).click();
   await page.getByText("Connected").waitFor();
   await shoot(page, "chat");
+
+  // The invitation link's page, opened from the mail that was delivered.
+  await post(context, `/v1/accounts/${(await (await context.request.get("/v1/me")).json()).account.id}/users`, {
+    email: "new.colleague@acme.test",
+    name: "Noor Colleague",
+    role: "customer_member",
+  });
+  const invited = await browser.newContext({ baseURL: BASE, locale: "en-US", viewport: { width: 1280, height: 800 } });
+  const invite = await invited.newPage();
+  await invite.goto(await invitationLink("new.colleague@acme.test"));
+  await invite.getByLabel("Choose a password").waitFor();
+  await shoot(invite, "invitation");
 
   const member = await signedIn(browser, "member@acme.test", { locale: "fr-FR" });
   const mp = await member.context.newPage();

@@ -39,6 +39,8 @@ export interface CallOptions {
   /** JSON-encoded unless it is already a Blob/ArrayBuffer (raw uploads). */
   body?: unknown;
   contentType?: string;
+  /** Extra request headers (a secret that must stay out of the URL). */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -63,7 +65,7 @@ export async function api<T>(path: string, opts: CallOptions = {}): Promise<T> {
 
 async function call<T>(path: string, opts: CallOptions): Promise<T> {
   const method = (opts.method ?? (opts.body === undefined ? 'GET' : 'POST')).toUpperCase();
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { ...opts.headers, accept: 'application/json' };
   let body: BodyInit | undefined;
   if (opts.body instanceof Blob || opts.body instanceof ArrayBuffer) {
     body = opts.body as BodyInit;

@@ -65,6 +65,15 @@ export async function signIn(email: string, password: string) {
   adopt(await api<Me>('/v1/auth/login', { body: { email, password } }));
 }
 
+/**
+ * Accepts an invitation with the password the person chose. The server
+ * answers as a sign-in does (session and CSRF cookies, the same body), so
+ * the session is taken up the same way.
+ */
+export async function acceptInvitation(token: string, password: string) {
+  adopt(await api<Me>('/v1/auth/invitations/accept', { body: { token, password } }));
+}
+
 export async function signOut() {
   try {
     await api('/v1/auth/logout', { method: 'POST' });
