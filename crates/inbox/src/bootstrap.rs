@@ -10,8 +10,11 @@
 //! is in, the cursor is set to the snapshot and the pull takes over.
 //!
 //! Rebuild: a store that is corrupt, half-migrated or written by a newer app
-//! is detected when it is opened; a server that asks for a resync triggers
-//! the same. The mirror is only a copy of the server and is thrown away, but
+//! is detected when it is opened, as far as a few pages tell (header,
+//! schema version, the first page of each table and index), and otherwise
+//! by the full check of every page that runs after start
+//! ([`check_integrity`]); a server that asks for a resync triggers the
+//! same. The mirror is only a copy of the server and is thrown away, but
 //! the outbox (this desktop's unsent work, and the client id that makes
 //! replays safe) is copied out and into the new store, which is built beside
 //! the old one and moved into place only when complete.
@@ -69,7 +72,7 @@ pub struct BootstrapReport {
 
 /// Why the local store was rebuilt.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RebuildReason {
     /// Not a database, or damaged pages.
@@ -84,7 +87,7 @@ pub enum RebuildReason {
 
 /// A rebuild of the local store, for the UI and the log.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebuildInfo {
     pub reason: RebuildReason,
     pub detail: String,
@@ -573,17 +576,21 @@ enum Unusable {
     Fail(EngineError),
 }
 
+/// Errors that say the file's content is damaged.
+fn damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 fn classify(e: rusqlite::Error, otherwise: RebuildReason) -> Unusable {
     if transient(&e) {
         Unusable::Fail(EngineError::Local(format!(
             "cannot open the local store: {e}"
         )))
     } else {
-        let damaged = matches!(
-            e.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-        );
-        let reason = if damaged {
+        let reason = if damaged(&e) {
             RebuildReason::Corrupt
         } else {
             otherwise
@@ -592,10 +599,15 @@ fn classify(e: rusqlite::Error, otherwise: RebuildReason) -> Unusable {
     }
 }
 
-/// Whether the file at `path` can be opened as a store of this app. The
-/// integrity check reads every page once, so damage is found at open rather
-/// than in the middle of a sync (a second or so for a mirror of a million
-/// messages).
+/// Whether the file at `path` can be opened as a store of this app, judged
+/// from what a start can afford to read whatever the store's size: the
+/// header (a file that is not a database), the schema version (a newer
+/// app's file) and the first entry of every table and index (a damaged
+/// root page), a few hundred pages at most (2 ms at 100k conversations). Damage deeper in the file is
+/// found by [`check_integrity`], which reads every page and runs in the
+/// background once the inbox is on screen: at 100k conversations it reads
+/// 2 GB, seconds of work, more than the whole start-up budget
+/// (docs/benchmarks.md, "Desktop app: cold start").
 fn check_file(path: &Path) -> Result<(), Unusable> {
     if !path.exists() {
         return Ok(());
@@ -612,13 +624,123 @@ fn check_file(path: &Path) -> Result<(), Unusable> {
             format!("schema version {version}, this app knows up to {SCHEMA_VERSION}"),
         ));
     }
-    let verdict: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(corrupt)?;
-    if verdict != "ok" {
-        return Err(Unusable::Rebuild(RebuildReason::Corrupt, verdict));
+    probe_tables(&conn)
+}
+
+/// Reads the first entry of every table and index: each read walks from
+/// the b-tree's root page down to its first leaf, so a damaged root (the
+/// page every query of that table or index starts from) is found now, in
+/// microseconds, rather than by the first screen's queries. Each read is
+/// pinned to its b-tree: `NOT INDEXED` for a table with rowids, its primary
+/// key order for one without (the planner would otherwise read a smaller
+/// covering index instead), `INDEXED BY` for an index (partial indexes are
+/// left to the full check: a query must repeat their condition to use them).
+fn probe_tables(conn: &Connection) -> Result<(), Unusable> {
+    let damage = |e: rusqlite::Error| -> Result<(), Unusable> {
+        if damaged(&e) || transient(&e) {
+            Err(classify(e, RebuildReason::Corrupt))
+        } else {
+            // A probe the planner cannot run says nothing about the file.
+            tracing::warn!(error = %e, "a start-time probe of the local store did not run");
+            Ok(())
+        }
+    };
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let names = |sql: &str, arg: &str| -> rusqlite::Result<Vec<(String, bool)>> {
+        conn.prepare(sql)?
+            .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    };
+    let tables = match names(
+        "SELECT name, wr FROM pragma_table_list WHERE schema = ?1 AND type = 'table'
+            AND name NOT LIKE 'sqlite_%'",
+        "main",
+    ) {
+        Ok(t) => t,
+        Err(e) => return damage(e),
+    };
+    for (table, without_rowid) in tables {
+        let mut probes = Vec::new();
+        if without_rowid {
+            match names(
+                "SELECT name, 0 FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+                &table,
+            ) {
+                Ok(pk) => probes.push(format!(
+                    "SELECT * FROM {} ORDER BY {} LIMIT 1",
+                    quote(&table),
+                    pk.iter()
+                        .map(|(c, _)| quote(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(e) => damage(e)?,
+            }
+        } else {
+            probes.push(format!(
+                "SELECT * FROM {} NOT INDEXED LIMIT 1",
+                quote(&table)
+            ));
+        }
+        match names(
+            "SELECT name, partial FROM pragma_index_list(?1) WHERE origin != 'pk' OR ?1 IN
+                (SELECT name FROM pragma_table_list WHERE wr = 0)",
+            &table,
+        ) {
+            Ok(indexes) => probes.extend(indexes.iter().filter(|(_, partial)| !partial).map(
+                |(index, _)| {
+                    format!(
+                        "SELECT 1 FROM {} INDEXED BY {} LIMIT 1",
+                        quote(&table),
+                        quote(index)
+                    )
+                },
+            )),
+            Err(e) => damage(e)?,
+        }
+        for probe in probes {
+            if let Err(e) = conn.query_row(&probe, [], |_| Ok(())).optional() {
+                damage(e)?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Lines of `quick_check`'s verdict kept for the log and the UI.
+const VERDICT_LINES: usize = 10;
+
+/// The full check of the store at `path`: every page read and checked
+/// (`PRAGMA quick_check`: b-tree structure, free space, record formats;
+/// not the agreement of indexes with their tables that `integrity_check`
+/// adds by reading the file again per index). It runs on a connection of
+/// its own and only reads, so the app keeps reading and writing meanwhile
+/// (the write-ahead log: the check sees the store as it was when it
+/// began). `Ok(None)`: sound. `Ok(Some(detail))`: damaged, saying where.
+/// `Err`: the check could not run (busy, disk error, anything but damage),
+/// which says nothing about the content and must not throw the store away.
+pub(crate) fn check_integrity(path: &Path) -> Result<Option<String>> {
+    let verdict_of = |e: rusqlite::Error| {
+        if damaged(&e) {
+            Ok(Some(e.to_string()))
+        } else {
+            Err(EngineError::Local(format!(
+                "cannot check the local store: {e}"
+            )))
+        }
+    };
+    let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(e) => return verdict_of(e),
+    };
+    let verdict = conn
+        .prepare(&format!("PRAGMA quick_check({VERDICT_LINES})"))
+        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect());
+    let lines: Vec<String> = match verdict {
+        Ok(lines) => lines,
+        Err(e) => return verdict_of(e),
+    };
+    Ok((lines != ["ok"]).then(|| lines.join("; ")))
 }
 
 /// After migrating: every table of the schema must be there, or the file's
@@ -674,13 +796,18 @@ fn finish_interrupted(path: &Path) -> Result<()> {
 /// Opens the store at `path`, rebuilding it (keeping the outbox) when it
 /// cannot be used as it is.
 pub(crate) fn open_store(path: &Path) -> Result<(Mirror, Option<RebuildInfo>)> {
+    let started = std::time::Instant::now();
     finish_interrupted(path)?;
     let problem = match check_file(path) {
         // A migration that fails, or a table missing after migrating, means
         // the schema is not what its version number says.
         Ok(()) => match Mirror::open(path) {
             Ok(m) => match check_tables(m.conn()) {
-                Ok(()) => return Ok((m, None)),
+                Ok(()) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(ms, "local store opened");
+                    return Ok((m, None));
+                }
                 Err(p) => p,
             },
             Err(MirrorError::Sqlite(e)) => classify(e, RebuildReason::HalfMigrated),

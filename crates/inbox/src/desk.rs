@@ -304,6 +304,11 @@ struct State {
     live: bool,
 }
 
+/// How long the full check of the local store waits for the first paint
+/// before it starts anyway (a shell that never reports one, the sign-in
+/// screen).
+const STORE_CHECK_LATEST: Duration = Duration::from_secs(3);
+
 /// The desktop app's core, shared by the Tauri shell and the HTTP bridge.
 #[derive(Clone)]
 pub struct Desk {
@@ -312,6 +317,8 @@ pub struct Desk {
     clock: Arc<dyn Clock>,
     state: Arc<Mutex<State>>,
     events: broadcast::Sender<DeskEvent>,
+    /// Signalled when the first inbox rows are on screen.
+    painted: Arc<Notify>,
 }
 
 impl Desk {
@@ -339,6 +346,7 @@ impl Desk {
                 live: false,
             })),
             events,
+            painted: Arc::new(Notify::new()),
         };
         if let Some(me) = desk.saved_identity() {
             desk.start(me.clone())?;
@@ -353,6 +361,13 @@ impl Desk {
             });
         }
         Ok(desk)
+    }
+
+    /// The shell calls this when the first inbox rows are painted: the full
+    /// check of the local store starts then, so it does not compete with
+    /// the first screen for the disk and the CPU.
+    pub fn inbox_painted(&self) {
+        self.painted.notify_one();
     }
 
     /// Events from now on.
@@ -669,6 +684,7 @@ impl Desk {
             kick: kick.clone(),
         });
         self.forward_engine_events(&engine, stop_rx.clone());
+        self.spawn_store_check(engine.clone(), kick.clone(), stop_rx.clone());
         self.spawn_sync(engine.clone(), me, kick.clone(), stop_rx.clone());
         self.spawn_live(engine, kick, live_rx, stop_rx);
         Ok(())
@@ -718,6 +734,40 @@ impl Desk {
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
+            }
+        });
+    }
+
+    /// The full check of the local store ([`Engine::check_store`]), once the
+    /// inbox is on screen (or after [`STORE_CHECK_LATEST`]). Damage found
+    /// rebuilds the store: the UI hears `store_rebuilt`, the status says
+    /// why, and the sync started here reloads it from the server.
+    fn spawn_store_check(
+        &self,
+        engine: Engine,
+        kick: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let painted = self.painted.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = painted.notified() => {}
+                _ = tokio::time::sleep(STORE_CHECK_LATEST) => {}
+            }
+            // Stopping (sign-out) drops the check; a rebuild, once begun,
+            // has no await inside and finishes.
+            let checked = tokio::select! {
+                _ = stop.changed() => return,
+                checked = engine.check_store() => checked,
+            };
+            match checked {
+                Ok(Some(_)) => kick.notify_one(),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not check the local store; it is checked again at the next start"
+                ),
             }
         });
     }

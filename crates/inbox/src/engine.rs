@@ -14,7 +14,7 @@
 //! Time and ids come from an injected [`Clock`], so tests control them.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -188,6 +188,10 @@ pub struct SyncStatus {
     pub search_index: Option<IndexProgress>,
     /// The code of the last sync's error, if it failed.
     pub last_error: Option<String>,
+    /// The last rebuild of the local store in this run (damage found at
+    /// open or by the check after start, or a resync), for the status bar
+    /// to say what happened.
+    pub rebuilt: Option<RebuildInfo>,
 }
 
 /// How far the search index build is.
@@ -411,6 +415,9 @@ pub(crate) struct Inner {
     syncing: AtomicBool,
     last_error: Mutex<Option<String>>,
     last_rebuild: Mutex<Option<RebuildInfo>>,
+    /// Rebuilds so far in this run: a check of the store that a rebuild
+    /// replaced meanwhile is about a file that is gone.
+    rebuilds: AtomicU64,
     /// Set while the search index is built in steps.
     indexing: Mutex<Option<IndexProgress>>,
 }
@@ -442,6 +449,11 @@ impl Inner {
             search_index: *self.indexing.lock().unwrap_or_else(|p| p.into_inner()),
             last_error: self
                 .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            rebuilt: self
+                .last_rebuild
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
@@ -483,6 +495,7 @@ impl Inner {
     }
 
     fn set_rebuilt(&self, info: RebuildInfo) {
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
         *self.last_rebuild.lock().unwrap_or_else(|p| p.into_inner()) = Some(info.clone());
         self.emit(Event::StoreRebuilt { info });
     }
@@ -512,9 +525,12 @@ enum Pulled {
 
 impl Engine {
     /// Opens (or creates) the local store at `path` for the server at
-    /// `base_url`. A store that is corrupt, half-migrated or from a newer app
-    /// is detected here and rebuilt empty, keeping its queued mutations; the
-    /// next [`Engine::sync_now`] reloads it from the server.
+    /// `base_url`. A store that is unreadable, half-migrated or from a newer
+    /// app, or whose tables' first pages are damaged, is detected here and
+    /// rebuilt empty, keeping its queued mutations; the next
+    /// [`Engine::sync_now`] reloads it from the server. Damage deeper in the
+    /// file is left to [`Engine::check_store`], which reads every page and
+    /// is meant to run after the first screen is shown.
     pub fn open(
         path: impl AsRef<Path>,
         base_url: impl Into<String>,
@@ -552,6 +568,7 @@ impl Engine {
             syncing: AtomicBool::new(false),
             last_error: Mutex::new(None),
             last_rebuild: Mutex::new(rebuilt),
+            rebuilds: AtomicU64::new(0),
             indexing: Mutex::new(None),
         };
         Ok(Engine {
@@ -912,6 +929,7 @@ impl Engine {
                     self.rebuild(
                         RebuildReason::Resync,
                         "the server asked for a resync".into(),
+                        false,
                     )?;
                     report.resynced = true;
                     resynced_now = true;
@@ -1010,10 +1028,13 @@ impl Engine {
                     self.build_search_index().await?;
                     return Ok(p);
                 }
-                Pulled::Resync => self.rebuild(
-                    RebuildReason::Resync,
-                    "the server asked for a resync".into(),
-                )?,
+                Pulled::Resync => {
+                    self.rebuild(
+                        RebuildReason::Resync,
+                        "the server asked for a resync".into(),
+                        false,
+                    )?;
+                }
             }
         }
         Err(EngineError::Malformed {
@@ -1027,9 +1048,45 @@ impl Engine {
         bootstrap::needed(db.mirror.conn(), db.mirror.cursor()?)
     }
 
-    /// Rebuilds the store from nothing, keeping the outbox; the caller loads
-    /// it again with a bootstrap.
-    fn rebuild(&self, reason: RebuildReason, detail: String) -> Result<()> {
+    /// Checks every page of the local store (see
+    /// [`bootstrap::check_integrity`]) and, when it is damaged, rebuilds it
+    /// as a damaged store found at open is: the damaged file moved aside
+    /// for inspection, the outbox and client id carried over, the mirror
+    /// reloaded by the next sync. Returns that rebuild, or `None` when the
+    /// store is sound (or a resync replaced it meanwhile). Reads and edits keep working while it runs: the
+    /// desk runs it in the background once the inbox is on screen.
+    pub async fn check_store(&self) -> Result<Option<RebuildInfo>> {
+        let path = self.inner.db().path.clone();
+        let rebuilds = self.inner.rebuilds.load(Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let damage = tokio::task::spawn_blocking(move || bootstrap::check_integrity(&path))
+            .await
+            .map_err(|e| EngineError::Local(format!("checking the local store stopped: {e}")))??;
+        let ms = started.elapsed().as_millis() as u64;
+        let Some(detail) = damage else {
+            tracing::info!(ms, "local store checked: sound");
+            return Ok(None);
+        };
+        tracing::warn!(ms, %detail, "local store damaged; rebuilding it");
+        // Never under a sync: a bootstrap page must not be written into a
+        // store that was swapped while it was fetched.
+        let _one = self.inner.sync.lock().await;
+        if self.inner.rebuilds.load(Ordering::Relaxed) != rebuilds {
+            tracing::info!("the damaged store was already replaced (resync)");
+            return Ok(None);
+        }
+        Ok(Some(self.rebuild(RebuildReason::Corrupt, detail, true)?))
+    }
+
+    /// Rebuilds the store from nothing, keeping the outbox (and, when
+    /// `keep_old`, the old file as `<path>.bad`); the caller loads it again
+    /// with a bootstrap.
+    fn rebuild(
+        &self,
+        reason: RebuildReason,
+        detail: String,
+        keep_old: bool,
+    ) -> Result<RebuildInfo> {
         let info = {
             let mut db = self.inner.db();
             let saved = outbox::save(db.mirror.conn());
@@ -1037,13 +1094,14 @@ impl Engine {
             let old = std::mem::replace(&mut db.mirror, Mirror::open_in_memory()?);
             drop(old);
             let path = db.path.clone();
-            let (mirror, info) = bootstrap::replace_store(&path, saved, reason, detail, false)?;
+            let (mirror, info) = bootstrap::replace_store(&path, saved, reason, detail, keep_old)?;
             db.mirror = mirror;
             info
         };
-        self.inner.set_rebuilt(info);
+        self.inner.set_rebuilt(info.clone());
         self.inner.emit_outbox();
-        Ok(())
+        self.inner.emit_status();
+        Ok(info)
     }
 
     /// Pulls the change feed until drained. Each page commits in one

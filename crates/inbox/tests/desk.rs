@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portico_inbox::DeskEvent;
+use portico_inbox::bootstrap::RebuildReason;
 use portico_inbox::desk::{Command, DeskState, ListRequest, SignInStarted};
 use portico_inbox::query::{ConversationRow, InboxFilters, Sort, View};
 use portico_inbox::secrets::{Keychain, SecretStore};
@@ -712,4 +713,86 @@ async fn assignment_mention_and_alert_reach_the_notification_daemon() {
             "the daemon showed {title:?}; it has {from_daemon:?}"
         );
     }
+}
+
+/// The desk opens a signed-in member's store at once and checks every page
+/// of it only once the inbox is painted: damage deep in the file (a middle
+/// leaf of a table, which the start's few reads never touch) is found then,
+/// the store is rebuilt keeping the unsent work, and the status says so.
+/// No server: the app starts offline from its local store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_checked_after_the_first_paint_and_rebuilt_if_damaged() {
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("inbox.db");
+    {
+        // A store spread over many pages: tombstones are plain rows.
+        let e =
+            portico_inbox::Engine::open(&path, "http://127.0.0.1:9", || None::<String>).unwrap();
+        drop(e);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO tombstones (kind, id, version)
+                 SELECT 'conversation', printf('%036d', i), i FROM n;",
+        )
+        .unwrap();
+    }
+    let (page_size, leaf): (u64, u64) = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let leaves: Vec<u64> = c
+            .prepare(
+                "SELECT pageno FROM dbstat WHERE name = 'tombstones' AND pagetype = 'leaf'
+                  ORDER BY path",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(leaves.len() >= 3, "several leaves: {leaves:?}");
+        (
+            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+            leaves[leaves.len() / 2],
+        )
+    };
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start((leaf - 1) * page_size)).unwrap();
+        f.write_all(&vec![0xA5; page_size as usize]).unwrap();
+    }
+    std::fs::write(
+        data.path().join("identity.json"),
+        serde_json::json!({
+            "user_id": uuid::Uuid::nil(), "name": "Agent", "email": "agent@portico.test", "role": "agent"
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    let mut cfg = DeskConfig::new("http://127.0.0.1:9", data.path());
+    cfg.open_browser = false;
+    cfg.notifications = false;
+    let desk = Desk::open(cfg, SecretStore::memory_only("tests")).unwrap();
+    let mut events = desk.subscribe();
+    let state: DeskState = call(&desk, Command::State).await;
+    let status = state.status.expect("signed in from the local store");
+    assert_eq!(status.rebuilt, None, "opened as is, at once");
+
+    desk.inbox_painted();
+    let info = event(&mut events, "the store rebuilt", |e| match e {
+        DeskEvent::Engine {
+            event: portico_inbox::Event::StoreRebuilt { info },
+        } => Some(info.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.reason, RebuildReason::Corrupt, "{info:?}");
+    assert!(info.moved_to.is_some_and(|p| p.exists()), "kept aside");
+    let state: DeskState = call(&desk, Command::State).await;
+    assert_eq!(
+        state.status.and_then(|s| s.rebuilt).map(|r| r.reason),
+        Some(RebuildReason::Corrupt),
+        "the status bar is told why"
+    );
 }

@@ -1085,6 +1085,126 @@ async fn a_corrupt_local_store_is_rebuilt_keeping_the_outbox() {
     }
 }
 
+/// Damage deep inside a table (a leaf page in the middle of `records`, not
+/// the first rows a start reads) passes the cheap checks at open, so the
+/// inbox opens at once; the full check the desk runs after the first paint
+/// finds it and rebuilds the store as a damaged store found at open is:
+/// the queued edits kept, the damaged file moved aside, everything reloaded
+/// by the next sync and the edits sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_deep_in_the_store_is_found_by_the_check_after_start() {
+    let mut srv = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.db");
+    let token = Token::new(srv.token("agent@portico.test"));
+    let conv = srv.acme_conversations()[0].id;
+    let (client_id, reply) = {
+        let e = engine_at(&path, &srv.base, &token);
+        e.sync_now().await.unwrap();
+        assert_eq!(
+            e.check_store().await.unwrap(),
+            None,
+            "a sound store passes the full check"
+        );
+        srv.stop().await;
+        let reply = e.reply(conv, "Written before the disk went bad").unwrap();
+        e.add_tags(conv, ["kept"]).unwrap();
+        (e.client_id(), reply)
+    };
+    // Garbage over a leaf page of `records` that is neither its first nor
+    // its last: no open-time read touches it.
+    let (page_size, leaf): (u64, u64) = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let leaves: Vec<u64> = c
+            .prepare(
+                "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'
+                  ORDER BY path",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            leaves.len() >= 3,
+            "the seed spreads records over several leaves: {leaves:?}"
+        );
+        (
+            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+            leaves[leaves.len() / 2],
+        )
+    };
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start((leaf - 1) * page_size)).unwrap();
+        f.write_all(&vec![0xA5; page_size as usize]).unwrap();
+    }
+
+    let e = engine_at(&path, &srv.base, &token);
+    assert!(
+        e.last_rebuild().is_none(),
+        "the start reads a few pages only and opens the store as is"
+    );
+    assert_eq!(e.pending_count().unwrap(), 2, "the queue reads at once");
+    let mut events = e.subscribe();
+
+    let info = e
+        .check_store()
+        .await
+        .unwrap()
+        .expect("the full check finds the damaged leaf");
+    assert_eq!(info.reason, RebuildReason::Corrupt, "{info:?}");
+    assert_eq!(
+        info.kept_mutations, 2,
+        "every queued edit is carried over: {info:?}"
+    );
+    assert!(
+        info.moved_to.as_ref().is_some_and(|p| p.exists()),
+        "the damaged file is kept aside for inspection"
+    );
+    assert!(
+        drain(&mut events)
+            .iter()
+            .any(|ev| matches!(ev, Event::StoreRebuilt { info: i } if *i == info)),
+        "the UI is told the store was rebuilt"
+    );
+    assert_eq!(
+        e.status().unwrap().rebuilt,
+        Some(info.clone()),
+        "the status says why, for the status bar"
+    );
+    assert_eq!(e.client_id(), client_id, "replays stay safe");
+    assert_eq!(e.pending_count().unwrap(), 2, "the queue is intact");
+    assert_eq!(
+        e.count(Kind::Conversation).unwrap(),
+        0,
+        "the mirror starts over"
+    );
+
+    srv.restart().await;
+    e.sync_now().await.unwrap();
+    assert_eq!(e.pending_count().unwrap(), 0, "the kept edits went out");
+    let id = reply.message_id.unwrap();
+    assert_eq!(
+        srv.messages(conv).iter().filter(|m| m.id == id).count(),
+        1,
+        "the kept reply reached the server once"
+    );
+    for kind in BOOTSTRAP_KINDS {
+        assert_eq!(
+            local_versions(&path, kind),
+            srv.versions(kind),
+            "{kind:?} is fully reloaded"
+        );
+    }
+    assert_eq!(
+        e.check_store().await.unwrap(),
+        None,
+        "the rebuilt store is sound"
+    );
+}
+
 /// Other ways a store cannot be trusted: a file that is garbage from the
 /// first byte, one written by a newer app, and one missing a table its
 /// version promises. Each is rebuilt at open; the outbox is kept when it

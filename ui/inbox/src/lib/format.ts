@@ -1,4 +1,6 @@
 // How values are shown.
+import type { RebuildInfo } from './wire/RebuildInfo';
+import type { RebuildReason } from './wire/RebuildReason';
 
 export function ago(iso: string, now: Date): string {
   const s = Math.round((now.getTime() - new Date(iso).getTime()) / 1000);
@@ -40,4 +42,21 @@ export function slaLabel(due: { at: string; metric: string }, now: Date): { text
   const m = Math.max(1, Math.floor(s / 60));
   const span = m < 60 ? `${m}m` : m < 48 * 60 ? `${Math.floor(m / 60)}h` : `${Math.floor(m / 1440)}d`;
   return { text: `${what} due in ${span}`, breached };
+}
+
+const REBUILT_BECAUSE: Record<RebuildReason, string | null> = {
+  corrupt: 'was damaged',
+  half_migrated: 'was left half-upgraded',
+  newer_schema: 'was written by a newer Portico Inbox',
+  resync: null, // the server asked for it: routine, nothing to tell
+};
+
+/** What the status bar says after the local store was rebuilt, or null when there is nothing to tell. */
+export function rebuiltNotice(r: RebuildInfo): string | null {
+  const why = REBUILT_BECAUSE[r.reason];
+  if (!why) return null;
+  const n = Number(r.kept_mutations);
+  const kept = n === 0 ? '' : ` Your ${n} unsent change${n === 1 ? ' was' : 's were'} kept.`;
+  const lost = r.outbox_incomplete ? ' Some unsent changes could not be read and are lost.' : '';
+  return `The copy of your inbox on this computer ${why}; it is being reloaded from the server.${kept}${lost}`;
 }
