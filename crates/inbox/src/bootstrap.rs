@@ -931,4 +931,75 @@ mod tests {
             Unusable::Rebuild(RebuildReason::HalfMigrated, _)
         ));
     }
+
+    /// Overwrites page `page` of the file at `path` with garbage.
+    fn damage_page(path: &Path, page: u64) {
+        use std::io::{Seek, SeekFrom, Write};
+        let size: u64 = Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start((page - 1) * size)).unwrap();
+        f.write_all(&vec![0xA5; size as usize]).unwrap();
+    }
+
+    #[test]
+    fn the_start_probe_finds_a_damaged_index_root_and_the_full_check_a_damaged_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |name: &str| -> PathBuf {
+            let path = dir.path().join(name);
+            drop(Mirror::open(&path).unwrap());
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+                     INSERT INTO outbox (conversation_id, op, state, created_at)
+                         SELECT printf('%036d', i), '{}', 'pending', '2026-11-26T00:00:00Z' FROM n;",
+                )
+                .unwrap();
+            path
+        };
+        let sound = store("sound.db");
+        assert!(check_file(&sound).is_ok(), "a sound store opens");
+        assert_eq!(check_integrity(&sound).unwrap(), None, "and is sound");
+
+        let index_root = store("index.db");
+        let root: u64 = Connection::open(&index_root)
+            .unwrap()
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'outbox_state'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        damage_page(&index_root, root);
+        assert!(
+            matches!(
+                check_file(&index_root),
+                Err(Unusable::Rebuild(RebuildReason::Corrupt, _))
+            ),
+            "an index's root page is read at open, not only its table's"
+        );
+
+        let leaf = store("leaf.db");
+        let middle: u64 = Connection::open(&leaf)
+            .unwrap()
+            .query_row(
+                "SELECT pageno FROM dbstat WHERE name = 'outbox' AND pagetype = 'leaf'
+                  ORDER BY path LIMIT 1 OFFSET 5",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        damage_page(&leaf, middle);
+        assert!(
+            check_file(&leaf).is_ok(),
+            "a leaf in the middle of a table is beyond what a start reads"
+        );
+        assert!(
+            check_integrity(&leaf).unwrap().is_some(),
+            "the full check finds it"
+        );
+    }
 }
