@@ -295,6 +295,18 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Answers that mean "not now" rather than "no": the server (or a proxy in
+/// front of it) is up but cannot serve the request: stopping, restarting or
+/// overloaded. portal-core itself answers 503 to a request in flight when
+/// its runtime stops, so a server killed mid-request shows up either as a
+/// dropped connection or as a 503, depending on which the race lets out
+/// first. Both are the same interruption to the engine: offline, nothing
+/// queued is touched, and the next sync resumes (a push that may have been
+/// applied is replayed under its idempotency key).
+fn unavailable(status: u16) -> bool {
+    matches!(status, 502..=504)
+}
+
 impl Api {
     pub(crate) async fn get<T: serde::de::DeserializeOwned>(
         &self,
@@ -361,6 +373,13 @@ impl Api {
                         .to_owned(),
                 ),
             };
+            if unavailable(status.as_u16()) {
+                self.online.store(false, Ordering::Relaxed);
+                return Err(EngineError::Offline(format!(
+                    "the server is unavailable ({} {code}: {message})",
+                    status.as_u16()
+                )));
+            }
             return Err(match (status.as_u16(), code.as_str()) {
                 (_, "unsupported_protocol") => EngineError::UnsupportedProtocol {
                     client: SYNC_PROTOCOL,

@@ -616,7 +616,7 @@ async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates()
     assert_eq!(
         err.code(),
         "offline",
-        "a crashed server is offline to the engine: {err}"
+        "a crashed server is offline to the engine, whether the connection dropped or the dying server answered 503: {err}"
     );
     let progress = e
         .bootstrap_progress()
@@ -1382,6 +1382,17 @@ enum Junk {
     PushMissingResults,
     /// Refuses (422) any push holding a reply whose body is "poison".
     Poison,
+    /// Answers every request 503 with portal-core's own body, as a server
+    /// whose runtime stops under a request in flight does.
+    Unavailable,
+}
+
+/// What portal-core answers while it stops (`PortalError::Unavailable`).
+fn unavailable() -> (axum::http::StatusCode, String) {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "error": { "code": "unavailable", "message": "the server is shutting down or overloaded" } }).to_string(),
+    )
 }
 
 /// A stub of the sync endpoints answering valid pages except where `mode`
@@ -1415,6 +1426,7 @@ async fn stub(mode: Arc<Mutex<Junk>>) -> String {
                             StatusCode::OK,
                             serde_json::json!({ "protocol": 1, "snapshot": 7, "kind": kind, "rows": [{ "version": 1, "name": "x" }] }).to_string(),
                         ),
+                        Junk::Unavailable => unavailable(),
                         _ => (StatusCode::OK, ok.to_string()),
                     }
                 }
@@ -1472,6 +1484,7 @@ async fn stub(mode: Arc<Mutex<Junk>>) -> String {
                                 )
                             }
                         }
+                        Junk::Unavailable => unavailable(),
                         _ => (StatusCode::OK, "not a push answer".to_owned()),
                     }
                 }
@@ -1564,6 +1577,48 @@ async fn malformed_or_foreign_answers_are_typed_errors_and_write_nothing() {
         e.messages(conv).unwrap().iter().all(|m| m.pending),
         "the reply still shows as pending"
     );
+}
+
+/// A server that stops under a request in flight answers 503 when its
+/// store call is cancelled before the connection drops (the race that once
+/// failed the crash-mid-bootstrap test). The engine must treat it exactly as
+/// a dropped connection: offline, nothing written, nothing queued refused,
+/// and the bootstrap still waiting to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_answering_unavailable_is_offline_like_a_dropped_connection() {
+    let mode = Arc::new(Mutex::new(Junk::Unavailable));
+    let base = stub(mode).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine_at(
+        &dir.path().join("unavailable.db"),
+        &base,
+        &Token::new("stub-token".into()),
+    );
+    let conv = ConversationId(uuid::Uuid::now_v7());
+    e.reply(conv, "Sent while the server restarts").unwrap();
+    let err = e.sync_now().await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        "offline",
+        "a 503 is the same retriable interruption as a dropped connection: {err}"
+    );
+    assert!(
+        err.to_string().contains("503"),
+        "the message says what the server answered: {err}"
+    );
+    assert!(!e.status().unwrap().online, "the status bar shows offline");
+    assert_eq!(e.pending_count().unwrap(), 1, "the reply stays queued");
+    assert!(
+        e.rejections().unwrap().is_empty(),
+        "a server that could not answer refused nothing"
+    );
+    assert!(
+        e.bootstrap_progress().unwrap().is_some(),
+        "the bootstrap is still to do"
+    );
+    for kind in Kind::ALL {
+        assert_eq!(e.count(kind).unwrap(), 0, "nothing was written");
+    }
 }
 
 /// A mutation the server refuses outright (the whole request, before
