@@ -8,6 +8,7 @@
 pub mod assign;
 pub mod billing;
 pub mod email;
+mod field_filter;
 pub mod ids;
 pub mod live;
 pub mod policy;
@@ -22,7 +23,7 @@ pub mod wire;
 pub use ids::*;
 pub use policy::{
     Action, Denied, Visibility, Visible, authorize, in_conversation_scope, redact, redact_row,
-    redact_text,
+    redact_text, redact_text_json,
 };
 pub use records::*;
 pub use role::{ConversationAccess, Role, Viewer};

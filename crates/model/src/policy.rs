@@ -382,6 +382,38 @@ pub fn redact_text(
     by_kind!(kind, go, viewer, kind, text)
 }
 
+/// [`redact_text`] written back as JSON text: the same fields, decided by
+/// the same rule, serialized straight from the typed record instead of
+/// through a map (the bootstrap pages of a million rows). `Ok(None)` when
+/// the row is hidden.
+pub fn redact_text_json(
+    viewer: &Viewer,
+    kind: Kind,
+    text: &str,
+) -> Result<Option<String>, CorruptRow> {
+    fn go<R: Visible>(
+        viewer: &Viewer,
+        kind: Kind,
+        text: &str,
+    ) -> Result<Option<String>, CorruptRow> {
+        let record: R = serde_json::from_str(text).map_err(|source| CorruptRow { kind, source })?;
+        if !record.visible_to(viewer) {
+            return Ok(None);
+        }
+        let account = record.account_id();
+        let keep = |key: &str| {
+            R::FIELDS
+                .iter()
+                .find(|(name, _)| *name == key)
+                .is_some_and(|(_, class)| field_visible(viewer, *class, account))
+        };
+        let text = crate::field_filter::to_string_keeping(&record, &keep)
+            .or_else(|| redact(viewer, &record).map(|m| Value::Object(m).to_string()));
+        Ok(text)
+    }
+    by_kind!(kind, go, viewer, kind, text)
+}
+
 /// Something a viewer wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -615,6 +647,32 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn shaping_as_text_keeps_exactly_what_redact_keeps() {
+        let a = AccountId(Uuid::from_u128(1));
+        let text = serde_json::to_string(&account(a)).unwrap();
+        let mut team_agent = viewer(Role::Agent, None);
+        team_agent.access = ConversationAccess::Teams;
+        for v in [
+            viewer(Role::CustomerAdmin, Some(a)),
+            viewer(Role::CustomerMember, Some(a)),
+            viewer(Role::Agent, None),
+            team_agent,
+            viewer(Role::CustomerAdmin, Some(AccountId(Uuid::from_u128(2)))),
+        ] {
+            let as_text = redact_text_json(&v, Kind::Account, &text)
+                .unwrap()
+                .map(|t| serde_json::from_str::<Map<String, Value>>(&t).unwrap());
+            assert_eq!(
+                as_text,
+                redact_text(&v, Kind::Account, &text).unwrap(),
+                "{:?} with {:?} access gets the same fields either way",
+                v.role,
+                v.access
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use portico_model::sync::{
 use portico_model::wire::{Change, ChangeOp, ChangesPage, ConversationPatch, NewMessage};
 use portico_model::*;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{ApiError, AppState, Auth, Json, Query};
 use crate::error::{PortalError, Result};
@@ -263,7 +264,7 @@ async fn bootstrap(
     State(st): State<AppState>,
     Auth(viewer): Auth,
     Query(q): Query<BootstrapQuery>,
-) -> Result<Json<BootstrapPage>, ApiError> {
+) -> Result<Json<BootstrapPage<Box<RawValue>>>, ApiError> {
     let kind = Kind::parse(&q.kind).ok_or_else(|| {
         Invalid::new(
             "kind",
@@ -327,8 +328,12 @@ async fn bootstrap(
                     last = Some(id);
                     continue;
                 }
-                let shaped = redact_text(&v, kind, &data).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
-                out.extend(shaped);
+                // Shaped as text straight from the typed record: the same
+                // fields as `redact_text`, without a map per row.
+                let shaped = redact_text_json(&v, kind, &data).map_err(|e| PortalError::Corrupt { kind, source: e.source })?;
+                if let Some(text) = shaped {
+                    out.push(RawValue::from_string(text).map_err(|source| PortalError::Corrupt { kind, source })?);
+                }
                 last = Some(id);
             }
             Ok(BootstrapPage {
