@@ -5,6 +5,7 @@ use std::path::Path;
 
 use portico_model::Kind;
 use portico_model::wire::{ChangeOp, ChangesPage};
+use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
@@ -13,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/inbox/0002_search.sql"),
     include_str!("../../../migrations/inbox/0003_outbox.sql"),
     include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
+    include_str!("../../../migrations/inbox/0005_plain_fields.sql"),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after
@@ -48,11 +50,55 @@ pub struct Mirror {
 }
 
 /// Upserts a record whose version was checked to be newer.
-const UPSERT: &str = "INSERT INTO records (kind, id, account_id, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
-     ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id, version = excluded.version, data = excluded.data";
+const UPSERT: &str = "INSERT INTO records (kind, id, account_id, version, data,
+         status, assignee_id, team_id, product_area, conversation_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id,
+         version = excluded.version, data = excluded.data,
+         status = excluded.status, assignee_id = excluded.assignee_id,
+         team_id = excluded.team_id, product_area = excluded.product_area,
+         conversation_id = excluded.conversation_id";
+
+/// The fields of a record kept as columns beside its JSON, in the order of
+/// [`Columns`] (migration 0005): lists, searches and triggers read them.
+pub(crate) const COLUMN_FIELDS: [&str; 5] = [
+    "status",
+    "assignee_id",
+    "team_id",
+    "product_area",
+    "conversation_id",
+];
+
+/// The values of [`COLUMN_FIELDS`] for one record, each what
+/// `data ->> '$.<field>'` gives: the text of a string, a number as a number,
+/// NULL when the field is absent or null. Written with every row, so the
+/// columns never disagree with `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Columns(pub [Sql; 5]);
+
+impl Columns {
+    /// From a field lookup into the record's JSON.
+    pub(crate) fn from_fields<'a>(mut field: impl FnMut(&str) -> Option<&'a Value>) -> Columns {
+        Columns(COLUMN_FIELDS.map(|name| sql_scalar(field(name))))
+    }
+}
+
+/// A JSON value as SQLite's `->>` returns it.
+fn sql_scalar(v: Option<&Value>) -> Sql {
+    match v {
+        None | Some(Value::Null) => Sql::Null,
+        Some(Value::String(s)) => Sql::Text(s.clone()),
+        Some(Value::Bool(b)) => Sql::Integer(i64::from(*b)),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(i) => Sql::Integer(i),
+            None => n.as_f64().map_or(Sql::Null, Sql::Real),
+        },
+        Some(other) => Sql::Text(other.to_string()),
+    }
+}
 
 /// One snapshot row ready to write: the record as the server shaped it,
-/// already serialized.
+/// already serialized, with its column fields.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadRow {
     pub kind: Kind,
@@ -60,6 +106,7 @@ pub(crate) struct LoadRow {
     pub account_id: Option<String>,
     pub version: u64,
     pub data: String,
+    pub columns: Columns,
 }
 
 impl Mirror {
@@ -141,7 +188,20 @@ impl Mirror {
                 (ChangeOp::Upsert, Some(row)) => {
                     let account = row.get("account_id").and_then(Value::as_str);
                     let data = serde_json::to_string(row).expect("a JSON map serializes");
-                    upsert.execute(params![kind, id, account, c.version, data])?;
+                    let Columns([status, assignee, team, area, conversation]) =
+                        Columns::from_fields(|name| row.get(name));
+                    upsert.execute(params![
+                        kind,
+                        id,
+                        account,
+                        c.version,
+                        data,
+                        status,
+                        assignee,
+                        team,
+                        area,
+                        conversation
+                    ])?;
                 }
                 _ => {
                     delete.execute(params![kind, id])?;
@@ -172,20 +232,30 @@ impl Mirror {
     /// record cannot come back through here); a re-fetched page keeps the
     /// newer of each row. Returns how many rows were written.
     pub(crate) fn load_rows_in(tx: &Connection, rows: &[LoadRow]) -> Result<usize, MirrorError> {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO records (kind, id, account_id, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id,
-                 version = excluded.version, data = excluded.data
-             WHERE excluded.version > records.version",
-        )?;
+        let mut upsert = tx.prepare_cached(&format!(
+            "{UPSERT}
+             WHERE excluded.version > records.version"
+        ))?;
         let mut written = 0;
+        let mut id = String::with_capacity(36);
         for r in rows {
+            let Columns([status, assignee, team, area, conversation]) = &r.columns;
+            id.clear();
+            id.push_str(
+                r.id.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            );
             written += upsert.execute(params![
                 r.kind.as_str(),
-                r.id.to_string(),
+                id,
                 r.account_id,
                 r.version,
-                r.data
+                r.data,
+                status,
+                assignee,
+                team,
+                area,
+                conversation
             ])?;
         }
         Ok(written)

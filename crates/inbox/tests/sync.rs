@@ -730,6 +730,26 @@ async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates()
         0,
         "nothing is left set aside"
     );
+    // The fields kept as columns beside the JSON (written by the engine,
+    // pages and pulls alike) say what the JSON says, for every record.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM records
+              WHERE status IS NOT data ->> '$.status'
+                 OR assignee_id IS NOT data ->> '$.assignee_id'
+                 OR team_id IS NOT data ->> '$.team_id'
+                 OR product_area IS NOT data ->> '$.product_area'
+                 OR conversation_id IS NOT data ->> '$.conversation_id'"
+        ),
+        0,
+        "no record's columns disagree with its data"
+    );
+    assert!(
+        count(
+            "SELECT count(*) FROM records WHERE kind = 'message' AND conversation_id IS NOT NULL"
+        ) > 0,
+        "messages carry their conversation"
+    );
 }
 
 /// The server dies while applying a push of 100 mutations; some are
