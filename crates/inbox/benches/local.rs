@@ -706,51 +706,6 @@ fn remove_db(path: &Path) {
     }
 }
 
-/// The statements of `Mirror::apply`, prepared once and reused: what apply
-/// costs once its statements are cached (today it prepares each statement
-/// for every change, and preparing an insert into `records` compiles every
-/// trigger on it).
-fn apply_cached(tx: &rusqlite::Transaction<'_>, page: &ChangesPage) {
-    let mut check = tx
-        .prepare_cached(
-            "SELECT max(v) FROM (SELECT version AS v FROM records WHERE kind = ?1 AND id = ?2
-             UNION ALL SELECT version FROM tombstones WHERE kind = ?1 AND id = ?2)",
-        )
-        .unwrap();
-    let mut upsert = tx
-        .prepare_cached(
-            "INSERT INTO records (kind, id, account_id, version, data) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id, version = excluded.version, data = excluded.data",
-        )
-        .unwrap();
-    for c in &page.changes {
-        let (kind, id) = (c.kind.as_str(), c.id.to_string());
-        let stored: Option<i64> = check
-            .query_row(rusqlite::params![kind, id], |r| r.get(0))
-            .unwrap();
-        if stored.is_some_and(|v| v >= c.version as i64) {
-            continue;
-        }
-        let row = c.row.as_ref().unwrap();
-        let account = row.get("account_id").and_then(|v| v.as_str());
-        upsert
-            .execute(rusqlite::params![
-                kind,
-                id,
-                account,
-                c.version,
-                serde_json::Value::Object(row.clone()).to_string()
-            ])
-            .unwrap();
-    }
-    tx.execute(
-        "INSERT INTO sync_state (key, value) VALUES ('cursor', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [page.next_after.to_string()],
-    )
-    .unwrap();
-}
-
 /// Loads the dataset four ways and prints the rates; returns the world of
 /// the mirror left at `mirror_path` (built through `Mirror::apply`).
 fn load(size: &Size, dir: &Path, mirror_path: &Path, uncached: bool) -> World {
@@ -806,34 +761,27 @@ fn load(size: &Size, dir: &Path, mirror_path: &Path, uncached: bool) -> World {
     });
     drop(raw);
 
-    // The same statements with the prepared statements cached.
-    drop(Mirror::open(&cached_path).unwrap());
-    let mut conn = rusqlite::Connection::open(&cached_path).unwrap();
+    // `Mirror::apply` (its statements are cached), indexing live.
+    let mut cached = Mirror::open(&cached_path).unwrap();
     let mut cached_time = Duration::ZERO;
     generate(size, |page| {
         let t = Instant::now();
-        let tx = conn.transaction().unwrap();
-        apply_cached(&tx, page);
-        tx.commit().unwrap();
+        cached.apply(page).unwrap();
         cached_time += t.elapsed();
     });
-    drop(conn);
+    drop(cached);
 
-    // Bulk: the cached statements with indexing suspended while loading,
-    // one rebuild at the end.
-    drop(Mirror::open(&bulk_path).unwrap());
-    let mut conn = rusqlite::Connection::open(&bulk_path).unwrap();
-    conn.execute("UPDATE search_state SET live = 0", [])
-        .unwrap();
+    // Bulk: the same with search indexing suspended while loading, one
+    // rebuild at the end.
+    let mut bulk = Mirror::open(&bulk_path).unwrap();
+    search::suspend_indexing(&bulk).unwrap();
     let mut bulk_time = Duration::ZERO;
     generate(size, |page| {
         let t = Instant::now();
-        let tx = conn.transaction().unwrap();
-        apply_cached(&tx, page);
-        tx.commit().unwrap();
+        bulk.apply(page).unwrap();
         bulk_time += t.elapsed();
     });
-    drop(conn);
+    drop(bulk);
     let bulk = Mirror::open(&bulk_path).unwrap();
     let t = Instant::now();
     let indexed = search::rebuild_index(&bulk).unwrap();
@@ -885,11 +833,11 @@ fn load(size: &Size, dir: &Path, mirror_path: &Path, uncached: bool) -> World {
         line("`Mirror::apply`, indexing live (as is)", apply_time);
     }
     line(
-        "same statements as `Mirror::apply`, prepared once (cached)",
+        "`Mirror::apply` (statements cached), indexing live",
         cached_time,
     );
     line(
-        "same, cached, with search indexing suspended (`suspend_indexing`)",
+        "same, search indexing suspended (`suspend_indexing`)",
         bulk_time,
     );
     line(
@@ -981,16 +929,12 @@ fn main() {
     } else if quick {
         // For iterating on queries: the fast path only, figures not kept.
         remove_db(&mirror_path);
-        drop(Mirror::open(&mirror_path).unwrap());
-        let mut conn = rusqlite::Connection::open(&mirror_path).unwrap();
-        conn.execute("UPDATE search_state SET live = 0", [])
-            .unwrap();
+        let mut quick = Mirror::open(&mirror_path).unwrap();
+        search::suspend_indexing(&quick).unwrap();
         let world = generate(&size, |page| {
-            let tx = conn.transaction().unwrap();
-            apply_cached(&tx, page);
-            tx.commit().unwrap();
+            quick.apply(page).unwrap();
         });
-        drop(conn);
+        drop(quick);
         search::rebuild_index(&Mirror::open(&mirror_path).unwrap()).unwrap();
         world
     } else {
