@@ -1,5 +1,5 @@
 //! Reviewing AI drafts from the desktop engine against a real portal-core
-//! (its drafter writes a draft for every new customer message): drafts
+//! (its drafter writes a draft once a customer pauses in a conversation): drafts
 //! arrive by sync with what they cite, an approval (edited) made offline is
 //! shown at once and reaches the customer once when the server is back,
 //! only the actions the reviewer picked run, a rejection keeps its reason,

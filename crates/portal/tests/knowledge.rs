@@ -382,6 +382,44 @@ async fn open_chat(srv: &TestServer, c: &reqwest::Client, subject: &str, body: &
     json(resp).await["id"].as_str().unwrap().to_owned()
 }
 
+/// A chat customer writes in bursts of short lines; the drafter waits for
+/// them to pause and writes one draft for the burst, attached to its last
+/// line (docs/knowledge.md, "One draft per pause").
+#[tokio::test]
+async fn a_burst_of_chat_lines_gets_one_draft_for_the_last_line() {
+    let srv = TestServer::start().await;
+    let customer = srv.client_as("admin@acme.test").await;
+    let agent = srv.client_as("agent@portico.test").await;
+    let conv = open_chat(&srv, &customer, "Seats", "Hi there").await;
+    let mut last = String::new();
+    for line in ["we hired someone new", "how do I add a seat for them?"] {
+        let resp = customer
+            .post(srv.url(&format!("/v1/conversations/{conv}/messages")))
+            .json(&json!({ "body": line }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        last = json(resp).await["id"].as_str().unwrap().to_owned();
+    }
+    let draft = wait_for_draft(&srv, &agent, &conv).await;
+    assert_eq!(
+        draft["message_id"], last,
+        "the draft answers the burst's last line: {draft}"
+    );
+    let list = get(
+        &agent,
+        srv.url(&format!("/v1/drafts?conversation_id={conv}")),
+    )
+    .await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "one draft for three lines written without a pause: {list}"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn drafts_are_reviewed_by_people_and_only_approved_ones_are_sent() {
     let srv = TestServer::start().await;

@@ -4,7 +4,7 @@
 //!   with the change log, and search scoped by the field policy.
 //! - [`facts`]: the asker's account as sentences, read through the policy.
 //! - [`answer`]: retrieve, ground, compose, judge confidence, propose actions.
-//! - [`drafts`]: a draft reply for every incoming customer message; review.
+//! - [`drafts`]: a draft reply once a customer pauses (one per burst); review.
 //! - [`gaps`]: questions answered with low confidence, counted.
 //! - [`resolve`]: a resolved conversation into a draft article or revision.
 //!
