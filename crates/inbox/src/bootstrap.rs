@@ -28,7 +28,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::engine::{EngineError, Inner, Result, check_protocol};
+use crate::engine::{EngineError, Event, Inner, Result, check_protocol};
 use crate::mirror::{Columns, LoadRow, Mirror, MirrorError, SCHEMA_VERSION};
 use crate::outbox::{self, Saved};
 use crate::search;
@@ -590,6 +590,8 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
     }
     report.snapshot = snapshot;
     report.finish_ms = finishing.elapsed().as_millis() as u64;
+    inner.emit_status();
+    inner.emit(Event::Bootstrapped { rows: report.rows });
     report.load_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         pages = report.pages,

@@ -170,6 +170,12 @@ pub enum Event {
     /// The local store was rebuilt (corrupt, from a newer app, or the server
     /// asked for a resync); queued mutations were kept.
     StoreRebuilt { info: RebuildInfo },
+    /// A bootstrap finished: the lists, counts and mentions, which stay
+    /// empty while pages load (they are filled in one pass at the end),
+    /// now hold everything. Re-read what is shown. The
+    /// [`Event::RecordsChanged`] of each page came before this, when only
+    /// the records themselves were readable.
+    Bootstrapped { rows: u64 },
 }
 
 /// The engine's state for a status bar.

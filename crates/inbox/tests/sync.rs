@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use portico_inbox::bootstrap::RebuildReason;
 use portico_inbox::engine::{EngineConfig, LocalRecord, SystemClock};
+use portico_inbox::query::{InboxQuery, View};
 use portico_inbox::{Engine, EngineError, Event};
 use portico_model::sync::{
     BOOTSTRAP_KINDS, Mutation, MutationOp, Outcome, PushRequest, PushResponse, SYNC_PROTOCOL,
@@ -580,6 +581,63 @@ async fn offline_edits_apply_exactly_once_when_the_server_returns() {
 /// The server dies after some bootstrap pages; after a restart (and writes
 /// made meanwhile) the bootstrap resumes where it stopped and the mirror
 /// equals the server: nothing missing, nothing twice, every version current.
+/// The inbox lists are filled in one pass when the last page is in, after
+/// every page's `RecordsChanged`; a UI that re-reads only on those would
+/// stay empty until something else changed (a CI run saw exactly that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_ends_with_an_announcement_after_which_the_lists_are_full() {
+    let srv = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.db");
+    let token = Token::new(srv.token("agent@portico.test"));
+    let e = Engine::open_with(&path, config(&srv.base, &token, 10)).unwrap();
+    let mut events = e.subscribe();
+    let report = e.sync_now().await.unwrap();
+    let loaded = report.bootstrap.expect("a fresh store bootstraps").rows;
+
+    let got = drain(&mut events);
+    let done: Vec<usize> = got
+        .iter()
+        .enumerate()
+        .filter(|(_, ev)| matches!(ev, Event::Bootstrapped { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(done.len(), 1, "one announcement per bootstrap: {got:?}");
+    assert!(
+        matches!(got[done[0]], Event::Bootstrapped { rows } if rows == loaded),
+        "it says how many rows were loaded: {:?}",
+        got[done[0]]
+    );
+    let conversations = local_versions(&path, Kind::Conversation);
+    let announced_before: BTreeSet<uuid::Uuid> = got[..done[0]]
+        .iter()
+        .filter_map(|ev| match ev {
+            Event::RecordsChanged {
+                kind: Kind::Conversation,
+                ids,
+            } => Some(ids.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        conversations.keys().all(|id| announced_before.contains(id)),
+        "every page was announced before the end"
+    );
+    let listed = e
+        .inbox(&InboxQuery {
+            limit: 500,
+            ..InboxQuery::new(srv.user("agent@portico.test").id, View::All)
+        })
+        .unwrap();
+    assert!(!conversations.is_empty(), "the seed has conversations");
+    assert_eq!(
+        listed.len(),
+        conversations.len(),
+        "after the announcement the list holds every mirrored conversation"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates() {
     let mut srv = Server::start();

@@ -7,4 +7,4 @@ import type { SyncStatus } from "./SyncStatus";
 /**
  * What changed, for the UI. Serializable so the shell can forward it as is.
  */
-export type Event = { "type": "records_changed", kind: Kind, ids: Array<string>, } | { "type": "outbox_changed", pending: number, } | { "type": "rejection_added", rejection: Rejection, } | { "type": "sync_state", status: SyncStatus, } | { "type": "store_rebuilt", info: RebuildInfo, };
+export type Event = { "type": "records_changed", kind: Kind, ids: Array<string>, } | { "type": "outbox_changed", pending: number, } | { "type": "rejection_added", rejection: Rejection, } | { "type": "sync_state", status: SyncStatus, } | { "type": "store_rebuilt", info: RebuildInfo, } | { "type": "bootstrapped", rows: number, };
