@@ -6,7 +6,7 @@ use std::path::Path;
 use portico_model::Kind;
 use portico_model::wire::{ChangeOp, ChangesPage};
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 const MIGRATIONS: &[&str] = &[
@@ -118,6 +118,20 @@ impl Mirror {
 
     pub fn open_in_memory() -> Result<Mirror, MirrorError> {
         Mirror::init(Connection::open_in_memory()?)
+    }
+
+    /// The schema versions `(stored, this build's)` when the store at `path`
+    /// was written by an older build and its migrations have yet to run:
+    /// the first start after an update. `None` for a missing or new file
+    /// (its migrations are quick on no rows), a current one, or one from a
+    /// newer build (the engine rebuilds that one). Reads the header only.
+    pub fn pending_upgrade(path: &Path) -> Result<Option<(usize, usize)>, MirrorError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let stored: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok((stored > 0 && stored < SCHEMA_VERSION).then_some((stored, SCHEMA_VERSION)))
     }
 
     fn init(conn: Connection) -> Result<Mirror, MirrorError> {

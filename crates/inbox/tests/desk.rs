@@ -796,3 +796,143 @@ async fn the_store_is_checked_after_the_first_paint_and_rebuilt_if_damaged() {
         "the status bar is told why"
     );
 }
+
+/// A store written by an older build (schema 4, as the app before the
+/// plain-columns change left it) holding a real seeded inbox.
+fn version_4_store(path: &std::path::Path) -> usize {
+    let portal = tempfile::tempdir().unwrap();
+    let anchor: jiff::Timestamp = "2026-11-15T12:00:00Z".parse().unwrap();
+    let state = portico_portal::open_state(
+        &portal.path().join("portal.db"),
+        Arc::new(ManualClock::new(anchor)),
+    )
+    .unwrap();
+    seed::seed(&state.store, SeedSize::TINY, anchor).unwrap();
+    drop(state);
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    for sql in [
+        include_str!("../../../migrations/inbox/0001_mirror.sql"),
+        include_str!("../../../migrations/inbox/0002_search.sql"),
+        include_str!("../../../migrations/inbox/0003_outbox.sql"),
+        include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
+    ] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", 4).unwrap();
+    c.execute(
+        "ATTACH ?1 AS portal",
+        [portal.path().join("portal.db").to_str().unwrap()],
+    )
+    .unwrap();
+    for (kind, table) in [
+        ("plan", "plans"),
+        ("account", "accounts"),
+        ("subscription", "subscriptions"),
+        ("user", "users"),
+        ("team", "teams"),
+        ("conversation", "conversations"),
+        ("message", "messages"),
+    ] {
+        c.execute(
+            &format!(
+                "INSERT INTO records (kind, id, account_id, version, data)
+                 SELECT ?1, id, {account}, version, data FROM portal.{table}",
+                account = if matches!(kind, "plan" | "user" | "team" | "account") {
+                    "NULL"
+                } else {
+                    "account_id"
+                }
+            ),
+            [kind],
+        )
+        .unwrap();
+    }
+    c.execute_batch(
+        "DETACH portal;
+         INSERT INTO sync_state (key, value) VALUES ('cursor', '1'), ('bootstrapped', '1')
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+    )
+    .unwrap();
+    c.query_row(
+        "SELECT count(*) FROM records WHERE kind = 'conversation'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// The first start after an update that changes the store's schema: the
+/// window is not held back while the store is rewritten. The desk reports
+/// the upgrade (the UI shows a waiting screen), commands that need the
+/// store say why they wait, and then the inbox opens with everything it
+/// held, offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_store_is_upgraded_behind_the_window_and_keeps_the_inbox() {
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("inbox.db");
+    let conversations = version_4_store(&path);
+    assert!(conversations > 5, "the seed has an inbox to keep");
+    let (from, to) = portico_inbox::Mirror::pending_upgrade(&path)
+        .unwrap()
+        .expect("an older schema is seen from the header alone");
+    assert!(from == 4 && to > 4, "{from} → {to}");
+    std::fs::write(
+        data.path().join("identity.json"),
+        serde_json::json!({
+            "user_id": uuid::Uuid::nil(), "name": "Agent", "email": "agent@portico.test", "role": "agent"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // Another writer holds the file for a moment, so the upgrade is
+    // observably still running when the desk is first asked.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let mut cfg = DeskConfig::new("http://127.0.0.1:9", data.path());
+    cfg.open_browser = false;
+    cfg.notifications = false;
+    let desk = Desk::open(cfg, SecretStore::memory_only("tests")).unwrap();
+    let state: DeskState = call(&desk, Command::State).await;
+    let upgrade = state.upgrading.expect("the upgrade is reported at once");
+    assert_eq!(upgrade.from_version, 4);
+    assert!(upgrade.size_bytes > 0, "the screen can say how much");
+    let refused = desk
+        .call(list(View::All, vec![]))
+        .await
+        .expect_err("the store is not open yet");
+    assert_eq!(
+        refused.code, "store_upgrading",
+        "a stable code the UI can branch on"
+    );
+    let refused = desk
+        .call(Command::SignOut {
+            discard_unsent: true,
+        })
+        .await
+        .expect_err("the store is not deleted from under its upgrade");
+    assert_eq!(refused.code, "store_upgrading");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+
+    until("the upgrade to end", || async {
+        let s: DeskState = call(&desk, Command::State).await;
+        s.upgrading.is_none()
+    })
+    .await;
+    let state: DeskState = call(&desk, Command::State).await;
+    assert_eq!(state.store_error, None);
+    assert!(state.identity.is_some(), "signed in from the local store");
+    assert_eq!(
+        portico_inbox::Mirror::pending_upgrade(&path).unwrap(),
+        None,
+        "the store is at this build's schema"
+    );
+    let rows: Vec<ConversationRow> = call(&desk, list(View::All, vec![])).await;
+    assert_eq!(
+        rows.len(),
+        conversations,
+        "every conversation is still in the inbox after the upgrade"
+    );
+}

@@ -31,6 +31,17 @@ export function count(n: number | bigint): string {
   return new Intl.NumberFormat('en').format(Number(n));
 }
 
+/** A file size for people: "840 KB", "1.9 GB". */
+export function bytes(n: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} bytes` : `${n < 10 ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
+}
+
 const METRIC: Record<string, string> = { first_response: 'first reply', next_response: 'next reply', resolution: 'resolution' };
 
 /** "first reply due in 25m" or "resolution breached 2h ago". */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rebuiltNotice } from '../../src/lib/format';
+import { bytes, rebuiltNotice } from '../../src/lib/format';
 
 describe('the local store rebuilt', () => {
   const info = { detail: 'database disk image is malformed', moved_to: '/data/inbox.db.bad' };
@@ -18,5 +18,14 @@ describe('the local store rebuilt', () => {
   });
   it('says nothing about a resync the server asked for', () => {
     expect(rebuiltNotice({ ...info, reason: 'resync', kept_mutations: 0, outbox_incomplete: false })).toBeNull();
+  });
+});
+
+describe('file sizes', () => {
+  it('reads like a file manager: decimal units, one decimal below ten', () => {
+    expect(bytes(512)).toBe('512 bytes');
+    expect(bytes(840_000)).toBe('840 KB');
+    expect(bytes(1_970_000_000)).toBe('2.0 GB');
+    expect(bytes(12_400_000)).toBe('12 MB');
   });
 });
