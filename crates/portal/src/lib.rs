@@ -14,6 +14,7 @@ pub mod attachments;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod group_commit;
 pub mod invoices;
 pub mod knowledge;
 pub mod live;

@@ -9,7 +9,8 @@
 //! reading altogether is closed with `TOO_SLOW`. Either way one slow client
 //! never delays the others.
 //! Chat messages sent over the socket go through the same write path as
-//! `POST /messages` (client-minted ids: a resend never duplicates), and are
+//! `POST /messages` (client-minted ids: a resend never duplicates), on the
+//! chat writer thread in group commits ([`crate::group_commit`]), and are
 //! acknowledged only once committed.
 
 use std::collections::{HashMap, HashSet};
@@ -896,19 +897,27 @@ async fn handle(
             force,
         } => {
             let v = viewer.clone();
+            // Group-committed with whatever else is waiting; answered (and
+            // fanned out) only once committed.
             let result = st
-                .write(store::Actor::from(viewer), move |w| {
-                    if let (Some(seen), false) = (after_message_id, force) {
-                        traffic_cop(w, &v, conversation_id, seen)?;
-                    }
-                    let input = wire::NewMessage {
-                        id: Some(message_id),
-                        internal: false,
-                        body,
-                        mentions: vec![],
-                    };
-                    crate::api::conversations::post_in(w, &v, conversation_id.0, input)
-                })
+                .chat
+                .write(
+                    store::Actor::from(viewer),
+                    st.clock.now(),
+                    Box::new(move |w| {
+                        if let (Some(seen), false) = (after_message_id, force) {
+                            traffic_cop(w, &v, conversation_id, seen)?;
+                        }
+                        let input = wire::NewMessage {
+                            id: Some(message_id),
+                            internal: false,
+                            body,
+                            mentions: vec![],
+                        };
+                        crate::api::conversations::post_in(w, &v, conversation_id.0, input)
+                            .map(drop)
+                    }),
+                )
                 .await;
             match result {
                 Ok(_) => {

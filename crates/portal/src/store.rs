@@ -50,6 +50,9 @@ pub struct Store {
 /// changes out from here instead of reading them back from the log.
 pub type CommitListener = Arc<dyn Fn(&[RawChange]) + Send + Sync>;
 
+/// One piece of work for [`Store::write_each`].
+pub type Work<T> = Box<dyn FnOnce(&mut Writer<'_>) -> Result<T> + Send>;
+
 /// A conversation's team and assignee: what team access is decided on.
 pub type ParentScope = (Option<TeamId>, Option<UserId>);
 
@@ -241,16 +244,59 @@ impl Store {
             committed: listener.as_ref().map(|_| Vec::new()),
         };
         let out = f(&mut w)?;
-        w.attach_parents()?;
-        let Writer { tx, committed, .. } = w;
-        tx.commit()?;
-        // Still holding the writer: listeners see transactions in commit order.
-        if let (Some(listener), Some(changes)) = (listener, committed)
-            && !changes.is_empty()
-        {
-            listener(&changes);
-        }
+        w.commit(listener)?;
         Ok(out)
+    }
+
+    /// Group commit: runs each piece of work in a savepoint of its own
+    /// inside one write transaction, stamped with its own actor and time,
+    /// and commits once for all of them. Work that fails rolls back to its
+    /// savepoint (its records and change-log rows are gone) and gets its
+    /// error in the answer; the others still commit. The listener sees the
+    /// whole transaction's changes at once, in `seq` order.
+    ///
+    /// The outer `Err` means nothing was committed (the transaction could
+    /// not begin, roll back to a savepoint, or commit): no work is stored.
+    pub fn write_each<T>(&self, work: Vec<(Actor, Timestamp, Work<T>)>) -> Result<Vec<Result<T>>> {
+        let Some(first_at) = work.first().map(|(_, at, _)| *at) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let listener = self.on_commit.read().unwrap().clone();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut w = Writer {
+            tx,
+            at: first_at,
+            actor: Actor::SYSTEM,
+            committed: listener.as_ref().map(|_| Vec::new()),
+        };
+        let mut answers = Vec::with_capacity(work.len());
+        for (actor, at, f) in work {
+            w.actor = actor;
+            w.at = at;
+            let logged = w.committed.as_ref().map_or(0, Vec::len);
+            w.tx.execute_batch("SAVEPOINT work")?;
+            match f(&mut w) {
+                Ok(out) => {
+                    w.tx.execute_batch("RELEASE work")?;
+                    answers.push(Ok(out));
+                }
+                Err(e) => {
+                    // Fails (and so fails the batch) if SQLite already
+                    // rolled the whole transaction back.
+                    w.tx.execute_batch("ROLLBACK TO work; RELEASE work")?;
+                    if let Some(changes) = &mut w.committed {
+                        changes.truncate(logged);
+                    }
+                    answers.push(Err(e));
+                }
+            }
+        }
+        w.commit(listener)?;
+        Ok(answers)
     }
 
     /// Sets (or with `None` removes) the listener told of every commit.
@@ -440,6 +486,20 @@ impl Writer<'_> {
             updated_at: self.at,
         };
         self.insert(&mut event)
+    }
+
+    /// Commits and tells the listener (still holding the writer, so
+    /// listeners see transactions in commit order).
+    fn commit(mut self, listener: Option<CommitListener>) -> Result<()> {
+        self.attach_parents()?;
+        let Writer { tx, committed, .. } = self;
+        tx.commit()?;
+        if let (Some(listener), Some(changes)) = (listener, committed)
+            && !changes.is_empty()
+        {
+            listener(&changes);
+        }
+        Ok(())
     }
 
     /// Gives each message change its conversation's team and assignee as

@@ -116,3 +116,92 @@ async fn concurrent_writes_get_distinct_ordered_seqs() {
     assert_eq!(page["next_after"].as_i64().unwrap(), srv.max_seq());
     srv.stop().await;
 }
+
+/// Group commit (the chat writer): each piece of work runs in a savepoint
+/// of one transaction, so one that fails leaves nothing behind and gets its
+/// own error while the others commit, with gapless change-log rows in the
+/// order the work was given.
+#[tokio::test]
+async fn a_failing_piece_of_a_group_commit_fails_alone() {
+    use portico_portal::error::PortalError;
+    use portico_portal::store::{self, Work};
+    let srv = TestServer::start().await;
+    let convs = srv.records::<Conversation>("1 = 1");
+    let (a, b) = (convs[0].clone(), convs[1].clone());
+    let before = srv.max_seq();
+    let bump = |id: ConversationId, p: Priority| -> Work<ConversationId> {
+        Box::new(move |w| {
+            let mut c: Conversation = store::require(w, id.0)?;
+            c.priority = p;
+            w.update(&mut c)?;
+            Ok(id)
+        })
+    };
+    let failing: Work<ConversationId> = Box::new(move |w| {
+        // Writes first, then fails: its write must not survive.
+        let mut c: Conversation = store::require(w, a.id.0)?;
+        c.tags.push("must-not-stay".into());
+        w.update(&mut c)?;
+        Err(PortalError::Conflict("injected failure".into()))
+    });
+    let answers = srv
+        .state
+        .store
+        .write_each(vec![
+            (Actor::SYSTEM, anchor(), bump(a.id, Priority::Urgent)),
+            (Actor::SYSTEM, anchor(), failing),
+            (Actor::SYSTEM, anchor(), bump(b.id, Priority::Low)),
+        ])
+        .expect("the batch commits");
+    assert!(matches!(answers[0], Ok(id) if id == a.id), "{answers:?}");
+    assert!(
+        matches!(&answers[1], Err(PortalError::Conflict(m)) if m == "injected failure"),
+        "the failing piece gets its own error: {answers:?}"
+    );
+    assert!(matches!(answers[2], Ok(id) if id == b.id), "{answers:?}");
+
+    let a_now = srv
+        .records::<Conversation>(&format!("id = '{}'", a.id))
+        .remove(0);
+    assert_eq!(
+        a_now.priority,
+        Priority::Urgent,
+        "the first piece committed"
+    );
+    assert!(
+        !a_now.tags.iter().any(|t| t == "must-not-stay"),
+        "the failed piece's write was rolled back"
+    );
+    assert_eq!(a_now.version, a.version + 1, "one committed write on a");
+    let b_now = srv
+        .records::<Conversation>(&format!("id = '{}'", b.id))
+        .remove(0);
+    assert_eq!(
+        b_now.priority,
+        Priority::Low,
+        "the piece after the failure committed"
+    );
+
+    let rows: Vec<(i64, String, i64)> = srv
+        .state
+        .store
+        .read(|c| {
+            let mut s = c.prepare(
+                "SELECT seq, entity_id, version FROM change_log WHERE seq > ?1 ORDER BY seq",
+            )?;
+            let rows = s
+                .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (before + 1, a.id.to_string(), a.version as i64 + 1),
+            (before + 2, b.id.to_string(), b.version as i64 + 1),
+        ],
+        "one gapless change row per committed write, in the order given"
+    );
+    srv.stop().await;
+}

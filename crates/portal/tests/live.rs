@@ -896,3 +896,132 @@ async fn a_team_change_closes_an_open_socket_and_the_new_one_has_the_new_scope()
     );
     srv.stop().await;
 }
+
+/// Chat sends from many sockets at once are group-committed by the chat
+/// writer: the agent still gets every change in `seq` order (and each
+/// socket's lines in the order sent), every good line is acked, and a line
+/// that fails (an id already used for another message, another account's
+/// conversation) is answered with its own error and stored nowhere, without
+/// failing the lines committed beside it.
+#[tokio::test]
+async fn concurrent_chat_sends_fan_out_in_seq_order_and_a_bad_line_fails_alone() {
+    let srv = TestServer::start().await;
+    let conv = acme_conversation(&srv);
+    let other = srv
+        .records::<Conversation>(&format!("account_id = '{}'", srv.other_account().id))
+        .remove(0);
+    let customer_token = token(&srv, "admin@acme.test").await;
+    let customer_http = srv.client_as("admin@acme.test").await;
+    let taken = post(&customer_http, &srv, conv.id, "an earlier line").await;
+    let mut agent = connect(&srv, &token(&srv, "agent@portico.test").await).await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        sockets.push(connect(&srv, &customer_token).await);
+    }
+
+    // Interleaved, without waiting for answers: the server handles the
+    // sockets concurrently, so lines queue behind each other's commits.
+    let mut sent: Vec<Vec<Uuid>> = vec![Vec::new(); sockets.len()];
+    let (reused, foreign) = (MessageId(taken), MessageId(Uuid::now_v7()));
+    for i in 0..12 {
+        for (k, ws) in sockets.iter_mut().enumerate() {
+            let (conversation_id, message_id) = match (i, k) {
+                (5, 1) => (conv.id, reused),
+                (7, 2) => (other.id, foreign),
+                _ => (conv.id, MessageId(Uuid::now_v7())),
+            };
+            if message_id != reused && message_id != foreign {
+                sent[k].push(message_id.0);
+            }
+            send(
+                ws,
+                &ClientFrame::Send {
+                    conversation_id,
+                    message_id,
+                    body: format!("line {i} from socket {k}"),
+                    after_message_id: None,
+                    force: false,
+                },
+            )
+            .await;
+        }
+    }
+
+    // Each socket: an ack for each good line, the error for its bad one.
+    let mut errors = Vec::new();
+    for (k, ws) in sockets.iter_mut().enumerate() {
+        let mut acked = Vec::new();
+        let expected_errors = usize::from(k == 1 || k == 2);
+        let mut mine = 0;
+        while acked.len() < sent[k].len() || mine < expected_errors {
+            match next(ws).await {
+                ServerFrame::Ack { message_id } => acked.push(message_id.0),
+                ServerFrame::Error {
+                    code, message_id, ..
+                } => {
+                    mine += 1;
+                    errors.push((k, code, message_id));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            acked, sent[k],
+            "socket {k}'s lines are acked in the order sent"
+        );
+    }
+    errors.sort_by_key(|(k, _, _)| *k);
+    assert_eq!(
+        errors,
+        vec![
+            (1, "conflict".to_owned(), Some(reused)),
+            (2, "not_found".to_owned(), Some(foreign)),
+        ],
+        "each bad line is answered with its own error"
+    );
+
+    // The agent: every good line once, in each socket's order, seq only growing.
+    let all: std::collections::HashSet<Uuid> = sent.iter().flatten().copied().collect();
+    let mut got = Vec::new();
+    let mut seqs = Vec::new();
+    while got.len() < all.len() {
+        let frame = next(&mut agent).await;
+        if let ServerFrame::Change { change } = &frame {
+            seqs.push(change.seq);
+            assert_ne!(change.id, foreign.0, "a failed line is never fanned out");
+        }
+        got.extend(message_ids(&[frame], conv.id));
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "changes reach the agent in seq order: {seqs:?}"
+    );
+    for (k, lines) in sent.iter().enumerate() {
+        let order: Vec<Uuid> = got
+            .iter()
+            .copied()
+            .filter(|id| lines.contains(id))
+            .collect();
+        assert_eq!(
+            &order, lines,
+            "socket {k}'s lines reach the agent in the order sent"
+        );
+    }
+    assert_eq!(got.len(), all.len(), "no line arrives twice");
+    let stored = srv.records::<Message>(&format!("conversation_id = '{}'", conv.id));
+    let earlier = stored.iter().find(|m| m.id.0 == taken).unwrap();
+    assert_eq!(
+        earlier.body, "an earlier line",
+        "the reused id kept its message"
+    );
+    assert!(
+        srv.records::<Message>(&format!("id = '{}'", foreign.0))
+            .is_empty(),
+        "the line for another account's conversation was not stored"
+    );
+    assert!(
+        all.iter().all(|id| stored.iter().any(|m| m.id.0 == *id)),
+        "every acked line is stored"
+    );
+    srv.stop().await;
+}

@@ -59,10 +59,15 @@ pub struct AppState {
     pub mail: Option<Arc<crate::mail::MailSettings>>,
     /// Search library, composer and drafter wake-ups.
     pub knowledge: Arc<crate::knowledge::Knowledge>,
+    /// The chat writer: messages sent over the live socket, group-committed.
+    pub chat: Arc<crate::group_commit::GroupCommit>,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
+        let knowledge: Arc<crate::knowledge::Knowledge> = Arc::default();
+        let drafter = knowledge.clone();
+        let chat = crate::group_commit::GroupCommit::start(store.clone(), move || drafter.wake());
         AppState {
             store,
             clock,
@@ -70,7 +75,8 @@ impl AppState {
             secure_cookies: false,
             live: Arc::default(),
             mail: None,
-            knowledge: Arc::default(),
+            knowledge,
+            chat: Arc::new(chat),
         }
     }
 
