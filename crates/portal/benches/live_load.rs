@@ -96,6 +96,45 @@ async fn until_quiet(pid: u32) -> Duration {
     }
 }
 
+/// Counts the WAL frames portal-core appends while `on` is set, from the
+/// WAL index in `-shm` (its header's `mxFrame`, the number of valid frames,
+/// at byte 16), sampled every millisecond: a drop means the WAL started
+/// over, and the frames since count from zero. Frames per chat message
+/// times (page size + 24-byte frame header) is the WAL volume per message.
+struct WalFrames {
+    on: std::sync::atomic::AtomicBool,
+    frames: std::sync::atomic::AtomicU64,
+}
+
+impl WalFrames {
+    fn watch(shm: std::path::PathBuf) -> Arc<WalFrames> {
+        let w = Arc::new(WalFrames {
+            on: Default::default(),
+            frames: Default::default(),
+        });
+        let me = w.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut last = 0u32;
+            loop {
+                let mut hdr = [0u8; 20];
+                let cur = std::fs::File::open(&shm)
+                    .and_then(|mut f| f.read_exact(&mut hdr))
+                    .map(|_| u32::from_le_bytes(hdr[16..20].try_into().unwrap()))
+                    .unwrap_or(last);
+                if me.on.load(std::sync::atomic::Ordering::Relaxed) {
+                    let added = if cur >= last { cur - last } else { cur };
+                    me.frames
+                        .fetch_add(added as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                last = cur;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        w
+    }
+}
+
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
@@ -574,6 +613,9 @@ async fn run() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     eprintln!("all sockets open (portal-core pid {pid}); measuring…");
 
+    let wal = WalFrames::watch(dir.path().join("live.db-shm"));
+    // WAL frames appended and messages sent in each hub turn.
+    let mut wal_by_round: Vec<(u64, usize)> = Vec::new();
     let mut sent_by_path: HashMap<Path, HashSet<Uuid>> = HashMap::new();
     // portal-core's CPU seconds during each turn (and the pause after it).
     let mut cpu_by_turn: Vec<(usize, Path, f64)> = Vec::new();
@@ -590,11 +632,21 @@ async fn run() {
             quiet_waits.push(until_quiet(pid).await.as_secs_f64());
             eprintln!("round {}: {path:?}", round + 1);
             let cpu_before = cpu_secs(pid);
+            let frames_before = wal.frames.load(std::sync::atomic::Ordering::Relaxed);
+            wal.on
+                .store(path == Path::Hub, std::sync::atomic::Ordering::Relaxed);
             *sinks = drive(std::mem::take(sinks), every, secs, rec.clone()).await;
             // Let the last frames of this turn arrive before the next path.
             tokio::time::sleep(Duration::from_secs(2)).await;
+            wal.on.store(false, std::sync::atomic::Ordering::Relaxed);
             cpu_by_turn.push((round, path, cpu_secs(pid) - cpu_before));
             let now: HashSet<Uuid> = rec.sent.lock().unwrap().keys().copied().collect();
+            if path == Path::Hub {
+                wal_by_round.push((
+                    wal.frames.load(std::sync::atomic::Ordering::Relaxed) - frames_before,
+                    now.difference(&before).count(),
+                ));
+            }
             sent_by_path
                 .entry(path)
                 .or_default()
@@ -653,6 +705,23 @@ async fn run() {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    let page: u64 = rusqlite::Connection::open(&db)
+        .and_then(|c| c.query_row("PRAGMA page_size", [], |r| r.get(0)))
+        .unwrap_or(4096);
+    println!(
+        "WAL appended per chat message in the hub turns ({page}-byte pages), by round: {}.",
+        wal_by_round
+            .iter()
+            .map(|(frames, msgs)| {
+                let per = *frames as f64 / (*msgs).max(1) as f64;
+                format!(
+                    "{per:.1} frames = {:.1} KiB",
+                    per * (page + 24) as f64 / 1024.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
     );
     println!(
         "Each turn started once portal-core was quiet (under 0.1 CPU-s/s); waits: {} s.",

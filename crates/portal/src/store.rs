@@ -408,17 +408,34 @@ impl Writer<'_> {
         let data = serde_json::to_string(rec).expect("records always serialize");
         let id = rec.uuid().to_string();
         let account = rec.account_id().map(|a| a.to_string());
-        let sql = format!(
-            "UPDATE {} SET version = ?1, data = ?2, account_id = ?3 WHERE id = ?4 AND version = ?5",
+        // `account_id` is set only when it changes: SQLite rewrites every
+        // index on a column named in `SET`, even to the same value, and a
+        // record rarely moves between accounts (one WAL page less per
+        // update: each chat message updates its conversation).
+        let same_account = format!(
+            "UPDATE {} SET version = ?1, data = ?2 WHERE id = ?3 AND version = ?4 AND account_id IS ?5",
             R::KIND.table()
         );
-        let n = self.tx.prepare_cached(&sql)?.execute(params![
+        let mut n = self.tx.prepare_cached(&same_account)?.execute(params![
             expected + 1,
             data,
-            account,
             id,
-            expected
+            expected,
+            account
         ])?;
+        if n == 0 {
+            let moved = format!(
+                "UPDATE {} SET version = ?1, data = ?2, account_id = ?3 WHERE id = ?4 AND version = ?5",
+                R::KIND.table()
+            );
+            n = self.tx.prepare_cached(&moved)?.execute(params![
+                expected + 1,
+                data,
+                account,
+                id,
+                expected
+            ])?;
+        }
         if n == 0 {
             let actual = current_version(&self.tx, R::KIND, &id)?
                 .ok_or_else(|| PortalError::not_found(R::KIND, &id))?;

@@ -205,3 +205,56 @@ async fn a_failing_piece_of_a_group_commit_fails_alone() {
     );
     srv.stop().await;
 }
+
+/// An update names `account_id` only when it changes (fewer index pages
+/// rewritten); a record that does move keeps its account column and its
+/// change-log row right.
+#[tokio::test]
+async fn a_record_moved_to_another_account_is_listed_under_the_new_one() {
+    use portico_portal::store;
+    let srv = TestServer::start().await;
+    let (acme, other) = (srv.acme(), srv.other_account());
+    let conv = srv
+        .records::<Conversation>(&format!("account_id = '{}'", acme.id))
+        .remove(0);
+    let before = srv.max_seq();
+    srv.state
+        .store
+        .write(Actor::SYSTEM, anchor(), |w| {
+            let mut c: Conversation = store::require(w, conv.id.0)?;
+            c.account_id = other.id;
+            w.update(&mut c)
+        })
+        .unwrap();
+    let listed = |account: AccountId| -> Vec<ConversationId> {
+        srv.state
+            .store
+            .read(|c| store::list_for_account::<Conversation>(c, account, None, 1000))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    assert!(
+        listed(other.id).contains(&conv.id),
+        "listed under its new account"
+    );
+    assert!(!listed(acme.id).contains(&conv.id), "gone from the old one");
+    let logged: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT account_id FROM change_log WHERE seq > ?1 AND entity_id = ?2",
+                rusqlite::params![before, conv.id.to_string()],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(
+        logged,
+        other.id.to_string(),
+        "the change row carries the new account"
+    );
+    srv.stop().await;
+}
