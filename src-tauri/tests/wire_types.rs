@@ -40,6 +40,9 @@ fn export(cfg: &Config) {
     portico_inbox::engine::Queued::export_all(cfg).unwrap();
     portico_inbox::drafts::DraftView::export_all(cfg).unwrap();
     portico_model::Article::export_all(cfg).unwrap();
+    portico_model::email::HeldContact::export_all(cfg).unwrap();
+    portico_inbox::held::Linked::export_all(cfg).unwrap();
+    portico_model::Account::export_all(cfg).unwrap();
 }
 
 /// Every `.ts` file under `dir`, by path relative to it.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use portico_model::live::{ClientFrame, ServerFrame, Viewer};
 use portico_model::{
-    ArticleId, ConversationId, ConversationStatus, DraftId, Kind, MessageId, Priority,
+    AccountId, ArticleId, ConversationId, ConversationStatus, DraftId, Kind, MessageId, Priority,
     SavedReplyId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
@@ -206,6 +206,23 @@ pub enum Command {
     },
     Left {
         id: ConversationId,
+    },
+    /// Senders whose mail is held because no account claims them:
+    /// `HeldContact[]`. Online only (the held mail is on the server).
+    HeldContacts,
+    /// Links a held sender to an account; its held mail becomes
+    /// conversations there, which arrive with the next sync: `Linked`.
+    /// Online only.
+    LinkContact {
+        #[cfg_attr(feature = "ts", ts(type = "string"))]
+        id: uuid::Uuid,
+        account_id: AccountId,
+    },
+    /// Accounts in the local store whose name or domain contains `text`,
+    /// for picking one (works offline): `Account[]`.
+    Accounts {
+        text: String,
+        limit: usize,
     },
 }
 
@@ -552,6 +569,23 @@ impl Desk {
                     conversation_id: id,
                 });
                 Ok(Value::Null)
+            }
+            Command::HeldContacts => {
+                let (engine, _) = self.signed_in()?;
+                json(engine.held_contacts().await.map_err(held_error)?)
+            }
+            Command::LinkContact { id, account_id } => {
+                let (engine, _) = self.signed_in()?;
+                let linked = engine
+                    .link_contact(id, account_id)
+                    .await
+                    .map_err(held_error)?;
+                // The new conversations come with the next pull: now.
+                self.kick();
+                json(linked)
+            }
+            Command::Accounts { text, limit } => {
+                json(self.signed_in()?.0.accounts_named(&text, limit)?)
             }
         }
     }
@@ -1045,6 +1079,28 @@ impl Desk {
                 }
             }
         });
+    }
+}
+
+/// Errors of the held-sender commands, which only the server can answer:
+/// offline says so in words; the server's refusals keep their own code
+/// (`forbidden` for someone who is not staff, `not_found` for a sender or
+/// account that does not exist).
+fn held_error(e: EngineError) -> DeskError {
+    match e {
+        EngineError::Offline(why) => DeskError::new(
+            "offline",
+            format!(
+                "held senders are kept on the server, which cannot be reached now; try again when online ({why})"
+            ),
+        ),
+        EngineError::Server {
+            status: 403 | 404 | 422 | 400,
+            code,
+            message,
+            ..
+        } => DeskError::new(&code, message),
+        other => other.into(),
     }
 }
 

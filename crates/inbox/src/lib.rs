@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod desk;
 pub mod drafts;
 pub mod engine;
+pub mod held;
 pub mod live;
 pub mod mirror;
 pub mod notify;

@@ -25,14 +25,20 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+/// A server with `configure` applied to its state before it serves.
+async fn server_with(configure: impl FnOnce(&mut AppState)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let anchor: jiff::Timestamp = "2026-11-15T12:00:00Z".parse().unwrap();
-    let state = portico_portal::open_state(
+    let mut state = portico_portal::open_state(
         &dir.path().join("portal.db"),
         Arc::new(ManualClock::new(anchor)),
     )
     .unwrap();
     seed::seed(&state.store, SeedSize::TINY, anchor).unwrap();
+    configure(&mut state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let st = state.clone();
@@ -935,4 +941,291 @@ async fn an_older_store_is_upgraded_behind_the_window_and_keeps_the_inbox() {
         conversations,
         "every conversation is still in the inbox after the upgrade"
     );
+}
+
+// ---- Email channel: held senders and email messages in the desk ----
+
+const HOOK_SECRET: &str = "desk-hook-secret";
+
+/// A server with the email channel on (inbound hook; no SMTP, so replies
+/// stay queued until a bounce or a server says otherwise).
+async fn mail_server() -> Server {
+    server_with(|state| {
+        let identity = portico_portal::mail::MailIdentity::new("support@portico.test", "Support");
+        portico_portal::mail::outbox::configure(&state.store, &identity).unwrap();
+        state.mail = Some(Arc::new(portico_portal::mail::MailSettings {
+            identity,
+            hook_secret: Some(HOOK_SECRET.into()),
+        }));
+    })
+    .await
+}
+
+/// Posts raw RFC 822 to the provider hook, as a mail provider does.
+async fn post_mail(srv: &Server, raw: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/mail/inbound", srv.base))
+        .bearer_auth(HOOK_SECRET)
+        .body(raw.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "the hook takes the mail");
+    resp.json().await.unwrap()
+}
+
+const STRANGER_MAIL: &str = "From: Sam Stranger <sam@stranger.example>\r\nTo: support@portico.test\r\nSubject: Pricing for 40 seats\r\nMessage-ID: <price1@stranger.example>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nWhat would 40 seats cost?\r\n\r\nOn Sat, 14 Nov 2026, Sales <sales@portico.test> wrote:\r\n> Thanks for your interest.\r\n> Any questions, just ask.\r\n";
+
+async fn desk_error(desk: &Desk, cmd: Command) -> portico_inbox::DeskError {
+    match desk.call(cmd.clone()).await {
+        Ok(v) => panic!("{cmd:?} should fail, answered {v}"),
+        Err(e) => e,
+    }
+}
+
+fn acme_id(srv: &Server) -> portico_model::AccountId {
+    let accounts: Vec<portico_model::Account> = srv
+        .state
+        .store
+        .read(|c| portico_portal::store::query(c, "SELECT data FROM accounts", []))
+        .unwrap();
+    accounts
+        .iter()
+        .find(|a| a.domain == "acme.test")
+        .unwrap()
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_senders_are_listed_and_linked_from_the_desk_and_their_mail_arrives_by_sync() {
+    use portico_model::email::HeldContact;
+    let srv = mail_server().await;
+    let held = post_mail(&srv, STRANGER_MAIL).await;
+    assert_eq!(held["disposition"], "held", "{held}");
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk(&srv, data.path()).await;
+
+    let contacts: Vec<HeldContact> = call(&desk, Command::HeldContacts).await;
+    let sam = contacts
+        .iter()
+        .find(|c| c.email == "sam@stranger.example")
+        .expect("the stranger is listed")
+        .clone();
+    assert_eq!(sam.name, "Sam Stranger");
+    assert_eq!(sam.held, 1, "one mail waits");
+    assert_eq!(sam.latest_subject.as_deref(), Some("Pricing for 40 seats"));
+    assert!(!sam.reason.is_empty(), "the agent is told why it was held");
+    assert_eq!(sam.linked_account_id, None);
+
+    // Picking the account: by name or domain, any case, from the local store.
+    let acme = acme_id(&srv);
+    let by_name: Vec<portico_model::Account> = call(
+        &desk,
+        Command::Accounts {
+            text: "ACME".into(),
+            limit: 10,
+        },
+    )
+    .await;
+    assert!(by_name.iter().any(|a| a.id == acme), "Acme found by name");
+    let by_domain: Vec<portico_model::Account> = call(
+        &desk,
+        Command::Accounts {
+            text: "acme.test".into(),
+            limit: 10,
+        },
+    )
+    .await;
+    assert_eq!(by_domain.len(), 1, "the domain names one account");
+    let wildcard: Vec<portico_model::Account> = call(
+        &desk,
+        Command::Accounts {
+            text: "%".into(),
+            limit: 10,
+        },
+    )
+    .await;
+    assert!(wildcard.is_empty(), "% is a character, not a wildcard");
+
+    // Linking: the held mail becomes a conversation on Acme, and reaches
+    // this desk's inbox through sync.
+    let linked: portico_inbox::held::Linked = call(
+        &desk,
+        Command::LinkContact {
+            id: sam.id,
+            account_id: acme,
+        },
+    )
+    .await;
+    assert_eq!(linked.conversations.len(), 1, "{linked:?}");
+    let conv = linked.conversations[0];
+    assert_eq!(
+        server_conversation(&srv, &conv.to_string()).account_id,
+        acme
+    );
+    until("the linked mail reaches the inbox", || async {
+        let rows: Vec<ConversationRow> = call(&desk, list(View::All, vec![])).await;
+        rows.iter().any(|r| r.conversation.id == conv)
+    })
+    .await;
+    let detail: Value = call(&desk, Command::Open { id: conv }).await;
+    let first = &detail["messages"][0]["data"];
+    assert_eq!(first["email"]["from"], "sam@stranger.example");
+    assert_eq!(first["body"], "What would 40 seats cost?");
+    assert!(
+        first["email"]["quoted"]
+            .as_str()
+            .is_some_and(|q| q.contains("Thanks for your interest")),
+        "the quoted history is kept apart for folding: {first}"
+    );
+    let after: Vec<HeldContact> = call(&desk, Command::HeldContacts).await;
+    let sam_after = after.iter().find(|c| c.id == sam.id).unwrap();
+    assert_eq!(sam_after.held, 0, "nothing waits any more");
+    assert_eq!(sam_after.linked_account_id, Some(acme));
+
+    // A sender or account that does not exist: the server's words and code.
+    let e = desk_error(
+        &desk,
+        Command::LinkContact {
+            id: uuid::Uuid::now_v7(),
+            account_id: acme,
+        },
+    )
+    .await;
+    assert_eq!(e.code, "not_found", "{e:?}");
+    let e = desk_error(
+        &desk,
+        Command::LinkContact {
+            id: sam.id,
+            account_id: portico_model::AccountId(uuid::Uuid::now_v7()),
+        },
+    )
+    .await;
+    assert_eq!(e.code, "not_found", "{e:?}");
+
+    // Offline: held senders say so in words; picking an account still works.
+    desk.engine().unwrap().set_base_url("http://127.0.0.1:9");
+    let e = desk_error(&desk, Command::HeldContacts).await;
+    assert_eq!(e.code, "offline", "{e:?}");
+    assert!(e.message.contains("try again when online"), "{e:?}");
+    let e = desk_error(
+        &desk,
+        Command::LinkContact {
+            id: sam.id,
+            account_id: acme,
+        },
+    )
+    .await;
+    assert_eq!(e.code, "offline", "{e:?}");
+    let offline: Vec<portico_model::Account> = call(
+        &desk,
+        Command::Accounts {
+            text: "acme".into(),
+            limit: 10,
+        },
+    )
+    .await;
+    assert!(offline.iter().any(|a| a.id == acme));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_in_the_desk_can_neither_list_nor_link_held_senders() {
+    let srv = mail_server().await;
+    let held = post_mail(&srv, STRANGER_MAIL).await;
+    let contact: uuid::Uuid = held["contact_id"].as_str().unwrap().parse().unwrap();
+    let acme = acme_id(&srv);
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk_as(&srv, data.path(), "admin@acme.test", false).await;
+
+    let e = desk_error(&desk, Command::HeldContacts).await;
+    assert_eq!(e.code, "forbidden", "the server refuses a customer: {e:?}");
+    let e = desk_error(
+        &desk,
+        Command::LinkContact {
+            id: contact,
+            account_id: acme,
+        },
+    )
+    .await;
+    assert_eq!(e.code, "forbidden", "{e:?}");
+    // Nothing moved on the server: the mail is still held, unlinked.
+    let contacts = srv
+        .state
+        .store
+        .read(|c| portico_portal::mail::sender::held_contacts(c, 10))
+        .unwrap();
+    let sam = contacts.iter().find(|c| c.id == contact).unwrap();
+    assert_eq!((sam.held, sam.linked_account_id), (1, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_reply_from_the_desk_shows_its_bounce_with_the_servers_words() {
+    let srv = mail_server().await;
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk(&srv, data.path()).await;
+    let placed = post_mail(
+        &srv,
+        "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Invoice wrong\r\nMessage-ID: <inv9@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nThe total is wrong.\r\n",
+    )
+    .await;
+    let conv: portico_model::ConversationId = placed["conversation_id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .map(portico_model::ConversationId)
+        .unwrap();
+    until("the mail reaches the desk", || async {
+        let d: Value = call(&desk, Command::Open { id: conv }).await;
+        !d.is_null()
+    })
+    .await;
+    let queued: Value = call(
+        &desk,
+        Command::Reply {
+            id: conv,
+            body: "We are on it.".into(),
+            seen: None,
+            confirm: true,
+        },
+    )
+    .await;
+    let reply_id = queued["message_id"].as_str().unwrap().to_owned();
+    let reply_of = |d: &Value| -> Value {
+        d["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["data"]["id"] == reply_id.as_str())
+            .map(|m| m["data"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // The server queued the mail; the desk shows the delivery state.
+    let mut message_id = String::new();
+    for _ in 0..200 {
+        let d: Value = call(&desk, Command::Open { id: conv }).await;
+        let r = reply_of(&d);
+        if r["delivery"]["status"] == "queued" {
+            message_id = r["email"]["message_id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !message_id.is_empty(),
+        "the reply's delivery reached the desk"
+    );
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.acme.test\r\nTo: support@portico.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn9@mx.acme.test>\r\nAuto-Submitted: auto-replied\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNo such user.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; admin@acme.test\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\nSubject: Re: Invoice wrong\r\n--b--\r\n"
+    );
+    assert_eq!(post_mail(&srv, &dsn).await["disposition"], "bounce");
+    let _: Value = call(&desk, Command::SyncNow).await;
+    until("the bounce reaches the desk", || async {
+        let d: Value = call(&desk, Command::Open { id: conv }).await;
+        let r = reply_of(&d);
+        r["delivery"]["status"] == "bounced"
+            && r["delivery"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("5.1.1"))
+    })
+    .await;
 }

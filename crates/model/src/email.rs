@@ -80,3 +80,22 @@ pub struct Delivery {
     pub next_attempt_at: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
+
+/// A sender whose mail is held because it could not be matched to an
+/// account (`GET /v1/mail/contacts`), as staff see it. Linking it to an
+/// account turns the held mail into conversations there.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldContact {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub name: String,
+    /// Why the sender was not placed on an account.
+    pub reason: String,
+    /// Mails waiting for a link.
+    pub held: u32,
+    /// Subject of the latest held mail.
+    pub latest_subject: Option<String>,
+    /// Set once staff linked the sender; its later mail goes there directly.
+    pub linked_account_id: Option<crate::AccountId>,
+}

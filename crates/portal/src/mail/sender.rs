@@ -5,7 +5,6 @@
 
 use portico_model::{AccountId, User, UserStatus};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::domain_of;
 use crate::error::Result;
@@ -140,20 +139,8 @@ pub fn verify_domain(
     Ok(())
 }
 
-/// A held sender as staff see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Contact {
-    pub id: uuid::Uuid,
-    pub email: String,
-    pub name: String,
-    /// Why the sender was not placed on an account.
-    pub reason: String,
-    /// Mails waiting for a link.
-    pub held: u32,
-    /// Subject of the latest held mail.
-    pub latest_subject: Option<String>,
-    pub linked_account_id: Option<AccountId>,
-}
+/// A held sender as staff see it (the wire type is the model's).
+pub use portico_model::email::HeldContact as Contact;
 
 /// Records (or refreshes) the held sender `address`; returns its id.
 pub fn hold(
