@@ -22,6 +22,9 @@ export interface KeyInput {
   altKey?: boolean;
   /** The focused element is a text field: letters are typing, not commands. */
   typing?: boolean;
+  /** The focused element is a button or link: Enter and Space press it
+   * (a "Show quoted text" toggle), they do not open the selected row. */
+  onControl?: boolean;
 }
 
 const PLAIN: Record<string, Action> = {
@@ -42,6 +45,7 @@ const PLAIN: Record<string, Action> = {
 export function actionFor(k: KeyInput): Action | null {
   if ((k.ctrlKey || k.metaKey) && k.key.toLowerCase() === 'k') return 'palette';
   if (k.key === 'Escape') return 'escape';
+  if (k.onControl && (k.key === 'Enter' || k.key === ' ')) return null;
   if (k.typing || k.ctrlKey || k.metaKey || k.altKey) return null;
   return PLAIN[k.key] ?? null;
 }

@@ -12,6 +12,12 @@ describe('keyboard triage', () => {
     expect(actionFor({ key: 'k', ctrlKey: true, typing: true })).toBe('palette');
     expect(actionFor({ key: 'K', metaKey: true })).toBe('palette');
   });
+  it('leaves Enter and Space to a focused button (the quoted-text toggle), other keys still act', () => {
+    expect(actionFor({ key: 'Enter', onControl: true })).toBeNull();
+    expect(actionFor({ key: ' ', onControl: true })).toBeNull();
+    expect(actionFor({ key: 'j', onControl: true })).toBe('next');
+    expect(actionFor({ key: 'Escape', onControl: true })).toBe('escape');
+  });
   it('ignores modified letters (browser shortcuts stay the browser’s)', () => {
     expect(actionFor({ key: 'r', ctrlKey: true })).toBeNull();
     expect(actionFor({ key: 'a', altKey: true })).toBeNull();
