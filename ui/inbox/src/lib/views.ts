@@ -5,7 +5,7 @@ import type { Sort } from './wire/Sort';
 import type { InboxFilters } from './wire/InboxFilters';
 import type { ConversationStatus } from './wire/ConversationStatus';
 
-export type ViewId = View | 'mentions' | 'drafts' | 'alerts';
+export type ViewId = View | 'mentions' | 'drafts' | 'alerts' | 'held';
 
 export const VIEWS: { id: ViewId; label: string }[] = [
   { id: 'mine', label: 'Mine' },
@@ -15,6 +15,7 @@ export const VIEWS: { id: ViewId; label: string }[] = [
   { id: 'mentions', label: 'Mentions' },
   { id: 'drafts', label: 'Drafts to review' },
   { id: 'alerts', label: 'Key-account alerts' },
+  { id: 'held', label: 'Held senders' },
 ];
 
 export const STATUS_CHOICES: { id: string; label: string; statuses: ConversationStatus[] }[] = [
