@@ -3,7 +3,7 @@
 // the same port and database, to go offline and back), HTTP helpers that act
 // as a customer or staff member, and the desk's dev bridge.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -61,13 +61,43 @@ function run(cmd, args, env) {
   });
 }
 
-/** A seeded portal-core that can go away and come back on the same port. */
+/** The bearer secret of the inbound mail hook of a `Portal` with mail on. */
+export const HOOK_SECRET = 'screen-test-hook-secret';
+export const SUPPORT = 'support@portico.test';
+
+/** A real SMTP server (aiosmtpd, tests/browser/mail-sink.py) keeping each
+ * mail portal-core sends as a file, for the email channel's outbox. */
+async function startMailSink() {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-mail-'));
+  // Debian's python, where python3-aiosmtpd installs.
+  const python = process.env.PORTICO_PYTHON ?? '/usr/bin/python3';
+  const { child, match } = await start(python, [join(ROOT, 'tests/browser/mail-sink.py'), dir], {}, /port (\d+)/, 'mail-sink');
+  return {
+    dir,
+    port: Number(match[1]),
+    stop: () => child.kill('SIGTERM'),
+    /** Every delivered mail, oldest first, as text. */
+    delivered: () =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.eml') && !f.startsWith('.'))
+        .sort()
+        .map((f) => readFileSync(join(dir, f), 'utf8')),
+  };
+}
+
+/** A seeded portal-core that can go away and come back on the same port.
+ * With `mail`, the email channel is on: the inbound hook takes mail with
+ * `HOOK_SECRET`, and replies go out to a real SMTP server (`portal.mail`). */
 export class Portal {
-  static async start({ conversations = 60, messages = 300 } = {}) {
+  static async start({ conversations = 60, messages = 300, mail = false } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'portico-portal-'));
     const db = join(dir, 'portal.db');
     await run(BIN('portal-core'), ['seed', '--conversations', String(conversations), '--messages', String(messages)], { PORTICO_DB: db });
     const p = new Portal(db, await freePort());
+    if (mail) {
+      p.mail = await startMailSink();
+      p.serveArgs = ['--mail-address', SUPPORT, '--mail-hook-secret', HOOK_SECRET, '--smtp-host', '127.0.0.1', '--smtp-port', String(p.mail.port), '--smtp-security', 'none'];
+    }
     await p.up();
     return p;
   }
@@ -75,10 +105,27 @@ export class Portal {
     this.db = db;
     this.port = port;
     this.base = `http://127.0.0.1:${port}`;
+    this.mail = null;
+    this.serveArgs = [];
   }
   async up() {
-    const { child } = await start(BIN('portal-core'), ['serve', '--listen', `127.0.0.1:${this.port}`], { PORTICO_DB: this.db, RUST_LOG: 'warn' }, /listening on/, 'portal-core');
+    const { child } = await start(BIN('portal-core'), ['serve', '--listen', `127.0.0.1:${this.port}`, ...this.serveArgs], { PORTICO_DB: this.db, RUST_LOG: 'warn' }, /listening on/, 'portal-core');
     this.child = child;
+  }
+  /** Stops the server and the mail sink for good. */
+  async close() {
+    await this.down();
+    this.mail?.stop();
+  }
+  /** Posts a raw RFC 822 mail to the inbound hook, as a mail provider does. */
+  async receiveMail(raw) {
+    const r = await fetch(`${this.base}/v1/mail/inbound`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${HOOK_SECRET}`, 'content-type': 'message/rfc822' },
+      body: raw,
+    });
+    if (r.status !== 202) throw new Error(`the mail hook answered ${r.status}: ${await r.text()}`);
+    return r.json();
   }
   async down() {
     if (!this.child) return;

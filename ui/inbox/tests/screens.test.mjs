@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { Portal, startBridge, signInLikeABrowser, eventually, ROOT, AGENT, CUSTOMER } from './harness.mjs';
+import { Portal, startBridge, signInLikeABrowser, eventually, ROOT, AGENT, CUSTOMER, SUPPORT } from './harness.mjs';
 
 const SHOTS = join(ROOT, 'docs/screenshots');
 let portal, bridge, browser, page;
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  portal = await Portal.start();
+  portal = await Portal.start({ mail: true });
   bridge = await startBridge(portal);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -25,7 +25,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   bridge?.stop();
-  await portal?.down();
+  await portal?.close();
 });
 
 const rows = () => page.locator('[data-testid=conversation-row]');
@@ -214,4 +214,185 @@ test('command palette, search and filters', async () => {
   await page.keyboard.press('/');
   await page.keyboard.type('export');
   await page.getByTestId('search-results').getByText('Screen test: export fails').waitFor();
+});
+
+/** Back to the full list of open conversations, whatever an earlier test left. */
+async function allOpen() {
+  await page.keyboard.press('Escape');
+  await page.getByTestId('search').fill('');
+  await page.getByTestId('view-all').click();
+  await page.getByTestId('filter-status').selectOption('active');
+  await page.getByTestId('filter-sla').selectOption('');
+}
+
+test('email: quoted history folds, attachments are listed, the sent reply bounces and the desk shows why', async () => {
+  const stamp = Date.now();
+  const customerMessageId = `screen-invoice-${stamp}@acme.test`;
+  const subject = `Screen test: invoice total is wrong ${stamp}`;
+  const raw = [
+    'From: Acme Admin <admin@acme.test>',
+    `To: ${SUPPORT}`,
+    `Subject: ${subject}`,
+    `Message-ID: <${customerMessageId}>`,
+    `Date: ${new Date().toUTCString()}`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="part"',
+    '',
+    '--part',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'The total on invoice 1042 counts 12 seats; we have 10.',
+    '',
+    'On Mon, 23 Nov 2026 at 09:12, Support <support@portico.test> wrote:',
+    '> Thanks for writing in.',
+    '> Your invoice is attached.',
+    '--part',
+    'Content-Type: text/csv; name="seats.csv"',
+    'Content-Disposition: attachment; filename="seats.csv"',
+    '',
+    'user,seat',
+    'ann,1',
+    '--part',
+    'Content-Type: application/octet-stream; name="invoice-viewer.exe"',
+    'Content-Disposition: attachment; filename="invoice-viewer.exe"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    'TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==',
+    '--part--',
+    '',
+  ].join('\r\n');
+  const placed = await portal.receiveMail(raw);
+  assert.equal(placed.disposition, 'conversation', JSON.stringify(placed));
+
+  await allOpen();
+  const row = page.locator(`[data-testid=conversation-row][data-id="${placed.conversation_id}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  await row.dblclick();
+  await page.getByTestId('subject').filter({ hasText: subject }).waitFor();
+  const mail = page.locator('[data-testid=message][data-kind=customer]').filter({ has: page.getByTestId('quoted-toggle') });
+  await mail.waitFor();
+  assert.equal((await mail.getByTestId('message-body').textContent()).trim(), 'The total on invoice 1042 counts 12 seats; we have 10.', 'the body shows without the quoted history');
+  assert.match(await mail.getByTestId('mail-head').textContent(), /admin@acme\.test → support@portico\.test/);
+  const quoted = mail.getByTestId('quoted');
+  const toggle = mail.getByTestId('quoted-toggle');
+  assert.equal(await quoted.isVisible(), false, 'quoted history starts folded');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  // From the keyboard: the toggle takes focus and Enter unfolds it (it does not open the selected row).
+  await toggle.focus();
+  await page.keyboard.press('Enter');
+  await quoted.waitFor({ state: 'visible' });
+  assert.match(await quoted.textContent(), /Your invoice is attached\./);
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  await page.keyboard.press('Enter');
+  await quoted.waitFor({ state: 'hidden' });
+  await page.keyboard.press('Enter');
+  await quoted.waitFor({ state: 'visible' });
+  // Attachments: name and size; the executable was refused, with the reason.
+  const files = mail.getByTestId('attachment');
+  assert.equal(await files.count(), 2);
+  assert.match(await files.filter({ hasText: 'seats.csv' }).textContent(), /\d+ B/);
+  const refused = files.filter({ hasText: 'invoice-viewer.exe' }).getByTestId('attachment-refused');
+  assert.ok((await refused.textContent()).length > 'not kept: '.length, 'the refusal says why');
+
+  // The agent replies; the outbox sends it to the real SMTP server, threaded.
+  await page.keyboard.press('r');
+  await page.getByTestId('composer').fill('Sorry about that: a corrected invoice is on its way.');
+  await page.keyboard.press('Control+Enter');
+  const reply = page.locator('[data-testid=message][data-kind=agent]').filter({ hasText: 'a corrected invoice is on its way' });
+  await reply.getByTestId('delivery').and(page.locator('[data-state=sent]')).waitFor({ timeout: 40_000 });
+  assert.match(await reply.getByTestId('delivery').textContent(), /Sent to admin@acme\.test/);
+  const sent = await eventually('the reply reached the SMTP server', async () =>
+    portal.mail.delivered().find((m) => m.includes('a corrected invoice is on its way')),
+  );
+  assert.match(sent, new RegExp(`^In-Reply-To: <${customerMessageId.replace(/[.]/g, '\\.')}>`, 'mi'), 'threaded under the customer mail');
+  const replyMessageId = sent.match(/^Message-ID:\s*<([^>]+)>/im)[1];
+
+  // The customer's server returns it: a delivery status notification to the hook.
+  const dsn = [
+    'From: MAILER-DAEMON@mx.acme.test',
+    `To: ${SUPPORT}`,
+    'Subject: Undelivered Mail Returned to Sender',
+    `Message-ID: <dsn-${stamp}@mx.acme.test>`,
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="r"',
+    '',
+    '--r',
+    'Content-Type: text/plain',
+    '',
+    'Your message could not be delivered.',
+    '--r',
+    'Content-Type: message/delivery-status',
+    '',
+    'Reporting-MTA: dns; mx.acme.test',
+    '',
+    'Final-Recipient: rfc822; admin@acme.test',
+    'Action: failed',
+    'Status: 5.1.1',
+    'Diagnostic-Code: smtp; 550 5.1.1 <admin@acme.test>: mailbox unavailable',
+    '--r',
+    'Content-Type: text/rfc822-headers',
+    '',
+    `Message-ID: <${replyMessageId}>`,
+    `Subject: Re: ${subject}`,
+    '--r--',
+    '',
+  ].join('\r\n');
+  assert.equal((await portal.receiveMail(dsn)).disposition, 'bounce');
+  const bounced = reply.getByTestId('delivery').and(page.locator('[data-state=bounced]'));
+  await bounced.waitFor({ timeout: 30_000 });
+  assert.match(await bounced.textContent(), /Bounced: admin@acme\.test did not receive it/);
+  assert.match(await reply.getByTestId('delivery-detail').textContent(), /5\.1\.1.*mailbox unavailable/);
+  assert.match(await reply.getByTestId('delivery-attempts').textContent(), /sent on the first attempt, then returned/);
+  await page.getByTestId('undelivered').filter({ hasText: 'a reply was not delivered' }).waitFor();
+  await bounced.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(SHOTS, 'email.png') });
+});
+
+test('held senders: an unknown sender waits, is linked to an account, and the mail reaches the inbox', async () => {
+  const stamp = Date.now();
+  const sender = `sam.${stamp}@stranger.example`;
+  const subject = `Screen test: pricing for 40 seats ${stamp}`;
+  const held = await portal.receiveMail(
+    [
+      `From: Sam Stranger <${sender}>`,
+      `To: ${SUPPORT}`,
+      `Subject: ${subject}`,
+      `Message-ID: <pricing-${stamp}@stranger.example>`,
+      `Date: ${new Date().toUTCString()}`,
+      '',
+      'What would 40 seats of Team cost per year?',
+      '',
+    ].join('\r\n'),
+  );
+  assert.equal(held.disposition, 'held', JSON.stringify(held));
+
+  await page.keyboard.press('Escape');
+  await page.getByTestId('view-held').click();
+  const row = page.locator(`[data-testid=held-sender][data-email="${sender}"]`);
+  await row.waitFor({ timeout: 20_000 });
+  assert.match(await row.textContent(), /Sam Stranger/);
+  assert.equal((await row.getByTestId('held-count').textContent()).trim(), '1 mail waiting');
+  assert.match(await row.textContent(), new RegExp(subject));
+  assert.ok((await row.getByTestId('held-reason').textContent()).length > 'Held: '.length, 'says why it was held');
+
+  await row.getByTestId('link-sender').click();
+  await page.getByTestId('account-search').fill('acme');
+  const acme = page.getByTestId('account-option').filter({ hasText: 'acme.test' });
+  await acme.waitFor();
+  assert.equal(await page.getByTestId('link-confirm').isDisabled(), true, 'nothing is linked before an account is picked');
+  await acme.click();
+  await page.screenshot({ path: join(SHOTS, 'held-senders.png') });
+  await page.getByTestId('link-confirm').click();
+  await page.getByTestId('held-linked').filter({ hasText: `${sender} is linked to` }).waitFor();
+  await eventually('the sender leaves the held list', async () => (await row.count()) === 0);
+
+  // The held mail is a conversation on Acme now and arrives with sync.
+  await allOpen();
+  const conv = rows().filter({ hasText: subject });
+  await conv.waitFor({ timeout: 30_000 });
+  await conv.dblclick();
+  await page.getByTestId('subject').filter({ hasText: subject }).waitFor();
+  await page.getByTestId('message-body').filter({ hasText: 'What would 40 seats of Team cost per year?' }).waitFor();
+  await page.getByTestId('account-panel').filter({ hasText: 'Acme' }).waitFor();
 });
