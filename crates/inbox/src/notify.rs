@@ -1,5 +1,6 @@
 //! Desktop notifications: which changes deserve one (a conversation newly
-//! assigned to me, an internal note mentioning me, an alert for me), and how
+//! assigned to me, an internal note mentioning me, an alert for me, an email
+//! reply of mine that failed or bounced), and how
 //! they are delivered (one by one, or as one digest after being offline or
 //! in a burst, never a flood).
 //!
@@ -24,6 +25,8 @@ pub enum NoticeKind {
     Assigned,
     Mentioned,
     Alert,
+    /// An email reply I wrote failed to send or bounced.
+    Undelivered,
     /// Several notices folded into one.
     Digest,
 }
@@ -48,6 +51,8 @@ pub struct Watch {
     mine: HashSet<ConversationId>,
     mentions: HashSet<MessageId>,
     alerts: HashSet<AlertId>,
+    /// My email replies already announced as failed or bounced.
+    undelivered: HashSet<MessageId>,
 }
 
 impl Watch {
@@ -138,6 +143,37 @@ impl Watch {
                         .is_some_and(|a| a.iter().any(|u| u.as_str() == Some(&me.to_string())));
                     let by_me =
                         m.get("author_id").and_then(|v| v.as_str()) == Some(&me.to_string());
+                    let delivery = m.get("delivery").and_then(|d| d.get("status")?.as_str());
+                    if by_me
+                        && matches!(delivery, Some("failed" | "bounced"))
+                        && self.undelivered.insert(MessageId(*id))
+                    {
+                        let words = m
+                            .get("delivery")
+                            .and_then(|d| d.get("error")?.as_str())
+                            .unwrap_or_default();
+                        let to = m
+                            .get("delivery")
+                            .and_then(|d| d.get("to")?.as_array().cloned())
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        out.push(Notice {
+                            kind: NoticeKind::Undelivered,
+                            title: if delivery == Some("bounced") {
+                                format!("Your reply to {to} bounced")
+                            } else {
+                                format!("Your reply to {to} could not be sent")
+                            },
+                            body: excerpt(words),
+                            conversation_id: m
+                                .get("conversation_id")
+                                .and_then(|v| v.as_str())
+                                .and_then(|s| s.parse().ok()),
+                        });
+                    }
                     if mentions_me && !by_me && self.mentions.insert(MessageId(*id)) {
                         out.push(Notice {
                             kind: NoticeKind::Mentioned,
@@ -189,6 +225,7 @@ pub fn bundle(notices: Vec<Notice>, catching_up: bool) -> Vec<Notice> {
         (count(NoticeKind::Assigned), "assigned to you"),
         (count(NoticeKind::Mentioned), "mentions"),
         (count(NoticeKind::Alert), "alerts"),
+        (count(NoticeKind::Undelivered), "undelivered replies"),
     ]
     .into_iter()
     .filter(|(n, _)| *n > 0)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use portico_inbox::DeskEvent;
 use portico_inbox::bootstrap::RebuildReason;
 use portico_inbox::desk::{Command, DeskState, ListRequest, SignInStarted};
+use portico_inbox::notify::NoticeKind;
 use portico_inbox::query::{ConversationRow, InboxFilters, Sort, View};
 use portico_inbox::secrets::{Keychain, SecretStore};
 use portico_inbox::{Desk, DeskConfig};
@@ -1217,8 +1218,20 @@ async fn an_email_reply_from_the_desk_shows_its_bounce_with_the_servers_words() 
     let dsn = format!(
         "From: MAILER-DAEMON@mx.acme.test\r\nTo: support@portico.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn9@mx.acme.test>\r\nAuto-Submitted: auto-replied\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNo such user.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; admin@acme.test\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\nSubject: Re: Invoice wrong\r\n--b--\r\n"
     );
+    let mut events = desk.subscribe();
     assert_eq!(post_mail(&srv, &dsn).await["disposition"], "bounce");
     let _: Value = call(&desk, Command::SyncNow).await;
+    // The author is told, in the app and on the desktop, without opening it.
+    let notice = event(&mut events, "the bounce notice", |e| match e {
+        DeskEvent::Notice { notice } if notice.kind == NoticeKind::Undelivered => {
+            Some(notice.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(notice.title, "Your reply to admin@acme.test bounced");
+    assert!(notice.body.contains("5.1.1"), "{notice:?}");
+    assert_eq!(notice.conversation_id, Some(conv));
     until("the bounce reaches the desk", || async {
         let d: Value = call(&desk, Command::Open { id: conv }).await;
         let r = reply_of(&d);

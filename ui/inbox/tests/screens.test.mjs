@@ -338,7 +338,10 @@ test('email: quoted history folds, attachments are listed, the sent reply bounce
     '--r--',
     '',
   ].join('\r\n');
+  // The author is told at once, whatever they are looking at (a notice for 8 s).
+  const told = page.getByTestId('notice').filter({ hasText: 'Your reply to admin@acme.test bounced' }).waitFor({ timeout: 30_000 });
   assert.equal((await portal.receiveMail(dsn)).disposition, 'bounce');
+  await told;
   const bounced = reply.getByTestId('delivery').and(page.locator('[data-state=bounced]'));
   await bounced.waitFor({ timeout: 30_000 });
   assert.match(await bounced.textContent(), /Bounced: admin@acme\.test did not receive it/);
