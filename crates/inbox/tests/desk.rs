@@ -1242,3 +1242,58 @@ async fn an_email_reply_from_the_desk_shows_its_bounce_with_the_servers_words() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_reply_written_offline_goes_out_once_when_back_online() {
+    let srv = mail_server().await;
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk(&srv, data.path()).await;
+    let placed = post_mail(
+        &srv,
+        "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Offline reply\r\nMessage-ID: <off1@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nAre you there?\r\n",
+    )
+    .await;
+    let conv =
+        portico_model::ConversationId(placed["conversation_id"].as_str().unwrap().parse().unwrap());
+    until("the mail reaches the desk", || async {
+        !call::<Value>(&desk, Command::Open { id: conv })
+            .await
+            .is_null()
+    })
+    .await;
+    let engine = desk.engine().unwrap();
+    engine.set_base_url("http://127.0.0.1:9");
+    let _: Value = call(
+        &desk,
+        Command::Reply {
+            id: conv,
+            body: "Yes, written on a train.".into(),
+            seen: None,
+            confirm: true,
+        },
+    )
+    .await;
+    let outbound = || -> i64 {
+        srv.state
+            .store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM mail_outbound", [], |r| r.get(0))?))
+            .unwrap()
+    };
+    // Offline: the reply waits on this desktop; nothing is queued to send.
+    let _: Value = call(&desk, Command::SyncNow).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(outbound(), 0, "nothing reached the server while offline");
+    assert_eq!(engine.pending_count().unwrap(), 1);
+    // Back online: it goes out once, however often the desk syncs.
+    engine.set_base_url(srv.base.clone());
+    let _: Value = call(&desk, Command::SyncNow).await;
+    until("the reply is pushed", || async {
+        engine.pending_count().unwrap() == 0
+    })
+    .await;
+    for _ in 0..3 {
+        let _: Value = call(&desk, Command::SyncNow).await;
+        let _ = engine.sync_now().await;
+    }
+    assert_eq!(outbound(), 1, "queued for sending exactly once");
+}
