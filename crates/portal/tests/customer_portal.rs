@@ -1209,3 +1209,129 @@ async fn a_removed_invitees_link_is_withdrawn_and_a_new_invitation_replaces_it()
     assert_eq!(lookup(&newer).send().await.unwrap().status(), 200);
     srv.stop().await;
 }
+
+/// An admin resends a lost or expired invitation: a new mail with a new
+/// link, the earlier link stops working, a double click sends one mail, and
+/// nobody else can make the server mail Acme's invitees.
+#[tokio::test]
+async fn an_admin_resends_an_invitation_and_only_the_newest_link_works() {
+    let srv = TestServer::start().await;
+    let email = "lost.mail@acme.test";
+    let first = invite_and_read_token(&srv, email).await;
+    let acme = srv.acme().id;
+    let uid: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    let mails = || -> i64 {
+        srv.state
+            .store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM mail_notices WHERE to_address = ?1",
+                    [email],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+    };
+    let resend = srv.url(&format!("/v1/accounts/{acme}/users/{uid}/invitation"));
+    let admin = srv.client_as("admin@acme.test").await;
+
+    let e = expect_error(
+        admin.post(&resend).send().await.unwrap(),
+        429,
+        "resend_too_soon",
+    )
+    .await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("seconds"),
+        "says when to try again: {e}"
+    );
+    assert_eq!(
+        mails(),
+        1,
+        "a click right after inviting sends no second mail"
+    );
+
+    srv.clock.advance(jiff::SignedDuration::from_secs(61));
+    let (s, sent) = body(admin.post(&resend).send().await.unwrap()).await;
+    assert_eq!(s, 200, "{sent}");
+    assert_eq!(sent["sent_to"], email);
+    assert!(sent["expires_at"].is_string());
+    assert_eq!(mails(), 2, "one new mail");
+    let newest: String = srv
+        .state
+        .store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT body FROM mail_notices WHERE to_address = ?1 ORDER BY rowid DESC LIMIT 1",
+                [email],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    let second = newest
+        .split("#token=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert_ne!(second, first, "a new link");
+    let lookup = |token: &str| {
+        reqwest::Client::new()
+            .get(srv.url("/v1/auth/invitation"))
+            .header("x-invitation-token", token)
+    };
+    expect_error(lookup(&first).send().await.unwrap(), 410, "invitation_used").await;
+    assert_eq!(lookup(&second).send().await.unwrap().status(), 200);
+
+    // Not a member, not another account's admin (with either account in
+    // the path), and not for someone who already joined.
+    srv.clock.advance(jiff::SignedDuration::from_secs(61));
+    let member = srv.client_as("member@acme.test").await;
+    let s = member.post(&resend).send().await.unwrap().status();
+    assert_eq!(s, 403, "a member cannot send invitations");
+    let other = srv.other_account();
+    let stranger = srv
+        .client_as(
+            &srv.user_with_role(Role::CustomerAdmin, Some(other.id))
+                .email,
+        )
+        .await;
+    let s = stranger.post(&resend).send().await.unwrap().status();
+    assert!(s == 403 || s == 404, "another account's admin: {s}");
+    let s = stranger
+        .post(srv.url(&format!("/v1/accounts/{}/users/{uid}/invitation", other.id)))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        s, 404,
+        "Acme's invitee is not found through another account"
+    );
+    let joined = srv.user_with_role(Role::CustomerMember, Some(acme));
+    expect_error(
+        admin
+            .post(srv.url(&format!(
+                "/v1/accounts/{acme}/users/{}/invitation",
+                joined.id
+            )))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "conflict",
+    )
+    .await;
+    assert_eq!(mails(), 2, "none of those sent anything");
+    srv.stop().await;
+}

@@ -141,3 +141,26 @@ test("a made-up token says the link is not valid, and a link without one too", a
   await page.goto("/portal/invite");
   await expect(page.getByRole("heading", { name: "This invitation link is not valid" })).toBeVisible();
 });
+
+test("an admin resends an invitation from the people list; a second click within a minute says when to try again", async ({ page }) => {
+  test.skip(!MAIL_DIR, "scripts/portal-run starts the mail sink (PORTICO_MAIL_DIR)");
+  const email = `resend.${Date.now()}@acme.test`;
+  await signIn(page, ADMIN, "/portal/account/users");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Name").fill("Rae Resend");
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await expect(page.getByText(`Invitation sent to ${email}.`)).toBeVisible();
+  const row = page.getByRole("row").filter({ hasText: email });
+  const resend = row.getByRole("button", { name: "Resend invitation Rae Resend" });
+  await expect(resend, "an invited person's row offers a resend").toBeVisible();
+  await expectAccessible(page, "the people list with an invited person");
+
+  // Right after the invitation, the server holds a resend back and says for how long.
+  await resend.click();
+  await expect(page.getByRole("alert")).toContainText(/try again in \d+ seconds/);
+  await expect
+    .poll(() => delivered(email).length, { message: "the first invitation is delivered", timeout: 60_000 })
+    .toBe(1);
+  // Someone who joined has nothing to resend.
+  await expect(page.getByRole("row").filter({ hasText: ADMIN }).getByRole("button", { name: /Resend invitation/ })).toHaveCount(0);
+});

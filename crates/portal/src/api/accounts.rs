@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch as patch_route};
+use axum::routing::{get, patch as patch_route, post};
 use portico_model::wire::{AccountPatch, InviteUser, Page, UserPatch};
 use portico_model::*;
 use serde_json::{Map, Value};
@@ -21,7 +21,15 @@ pub fn routes() -> Router<AppState> {
             "/v1/accounts/{id}/users/{user_id}",
             patch_route(set_role).delete(remove_user),
         )
+        .route(
+            "/v1/accounts/{id}/users/{user_id}/invitation",
+            post(resend_invitation),
+        )
 }
+
+/// A resent invitation within this long of the last one is refused: a
+/// double click, or a mailbox being flooded, gets one mail.
+const RESEND_AFTER_SECS: i64 = 60;
 
 /// Staff see every account; a customer sees a list of one, its own.
 async fn list(
@@ -318,6 +326,62 @@ async fn set_role(
         })
         .await?;
     Ok(shape(&viewer, &user)?)
+}
+
+/// Sends an invited user a new invitation mail (lost, expired, or sent to
+/// spam): a fresh link valid for seven days; the earlier links stop working
+/// ("already used or replaced by a newer one"). The seat stays held.
+async fn resend_invitation(
+    State(st): State<AppState>,
+    Auth(viewer): Auth,
+    Path((id, user_id)): Path<(AccountId, UserId)>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&viewer, Action::ManageUsers(id), Kind::Account, id)?;
+    let inviter_id = viewer.user_id;
+    let sent = st
+        .write(Actor::from(&viewer), move |w| {
+            let u = account_user(w, id, user_id)?;
+            match u.status {
+                UserStatus::Invited => {}
+                UserStatus::Disabled => return Err(PortalError::not_found(Kind::User, user_id)),
+                UserStatus::Active => {
+                    return Err(PortalError::Conflict(format!(
+                        "{} has already joined; there is no invitation to resend",
+                        u.email
+                    )));
+                }
+            }
+            let last: Option<i64> = w.query_row(
+                "SELECT max(created_at) FROM invitations WHERE user_id = ?1",
+                [u.id.to_string()],
+                |r| r.get(0),
+            )?;
+            let now = w.at().as_second();
+            if let Some(wait) = last
+                .map(|t| t + RESEND_AFTER_SECS - now)
+                .filter(|wait| *wait > 0)
+            {
+                return Err(PortalError::Refused {
+                    status: 429,
+                    code: "resend_too_soon",
+                    message: format!(
+                        "an invitation was sent to {} less than a minute ago; try again in {wait} seconds",
+                        u.email
+                    ),
+                });
+            }
+            let account: Account = store::require(w, id.0)?;
+            let inviter: User = store::require(w, inviter_id.0)?;
+            crate::mail::invitation::send(w, &u, &account, &inviter)?;
+            w.audit("user.invitation_resent", &u, Value::Null)?;
+            Ok(serde_json::json!({
+                "sent_to": u.email,
+                "expires_at": w.at()
+                    + jiff::SignedDuration::from_secs(crate::mail::invitation::INVITE_TTL_SECS),
+            }))
+        })
+        .await?;
+    Ok(Json(sent))
 }
 
 /// Removes a user: disables them, frees their seat and ends their sessions.

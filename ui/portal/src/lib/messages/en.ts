@@ -98,6 +98,8 @@ export const en = {
   'users.invited': 'Invitation sent to {email}.',
   'users.roleChanged': 'Role of {name} changed.',
   'users.removed': '{name} was removed.',
+  'users.resend': 'Resend invitation',
+  'users.resent': 'A new invitation was sent to {email}; the earlier link no longer works.',
   'userStatus.active': 'Active',
   'userStatus.invited': 'Invited',
   'userStatus.disabled': 'Removed',

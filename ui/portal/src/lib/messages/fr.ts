@@ -99,6 +99,8 @@ export const fr: Record<keyof typeof en, string> = {
   'users.invited': 'Invitation envoyée à {email}.',
   'users.roleChanged': 'Le rôle de {name} a changé.',
   'users.removed': '{name} a été retiré.',
+  'users.resend': "Renvoyer l'invitation",
+  'users.resent': 'Une nouvelle invitation a été envoyée à {email} ; le lien précédent ne fonctionne plus.',
   'userStatus.active': 'Actif',
   'userStatus.invited': 'Invité',
   'userStatus.disabled': 'Retiré',
