@@ -78,7 +78,7 @@ before(async () => {
 after(async () => {
   if (session) await wd('DELETE', s('')).catch(() => {});
   driver?.kill('SIGTERM');
-  await portal?.down();
+  await portal?.close();
 });
 
 test('the real app: sign in, inbox, offline resolve, reply to a customer, sign out', async () => {

@@ -3,7 +3,7 @@
 // the same port and database, to go offline and back), HTTP helpers that act
 // as a customer or staff member, and the desk's dev bridge.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -75,7 +75,10 @@ async function startMailSink() {
   return {
     dir,
     port: Number(match[1]),
-    stop: () => child.kill('SIGTERM'),
+    stop: async () => {
+      await stopped(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
     /** Every delivered mail, oldest first, as text. */
     delivered: () =>
       readdirSync(dir)
@@ -94,6 +97,7 @@ export class Portal {
     const db = join(dir, 'portal.db');
     await run(BIN('portal-core'), ['seed', '--conversations', String(conversations), '--messages', String(messages)], { PORTICO_DB: db });
     const p = new Portal(db, await freePort());
+    p.dir = dir;
     if (mail) {
       p.mail = await startMailSink();
       p.serveArgs = ['--mail-address', SUPPORT, '--mail-hook-secret', HOOK_SECRET, '--smtp-host', '127.0.0.1', '--smtp-port', String(p.mail.port), '--smtp-security', 'none'];
@@ -112,10 +116,11 @@ export class Portal {
     const { child } = await start(BIN('portal-core'), ['serve', '--listen', `127.0.0.1:${this.port}`, ...this.serveArgs], { PORTICO_DB: this.db, RUST_LOG: 'warn' }, /listening on/, 'portal-core');
     this.child = child;
   }
-  /** Stops the server and the mail sink for good. */
+  /** Stops the server and the mail sink for good, and removes their files. */
   async close() {
     await this.down();
-    this.mail?.stop();
+    await this.mail?.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
   /** Posts a raw RFC 822 mail to the inbound hook, as a mail provider does. */
   async receiveMail(raw) {
@@ -184,7 +189,22 @@ export async function startBridge(portal) {
     /listening on (http:\/\/\S+)/,
     'inbox-bridge',
   );
-  return { url: match[1], stop: () => child.kill('SIGTERM') };
+  return {
+    url: match[1],
+    /** Stops the bridge and removes its local store. */
+    stop: async () => {
+      await stopped(child);
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Asks a child process to stop and waits until it has exited. */
+async function stopped(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once('exit', ok));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 export async function eventually(what, f, ms = 20_000) {

@@ -24,7 +24,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  bridge?.stop();
+  await bridge?.stop();
   await portal?.close();
 });
 
