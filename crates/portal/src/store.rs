@@ -32,7 +32,15 @@ const MIGRATIONS: &[&str] = &[
     // (`user_version`), so it comes last.
     include_str!("../../../migrations/portal/0008_portal.sql"),
     include_str!("../../../migrations/portal/0011_invitation_inviter.sql"),
+    CLUSTER_BY_ID,
 ];
+
+/// Migration 0013: conversations and messages rewritten in id order, so a
+/// walk in id order (bootstrap pages, keyset lists) reads the table in its
+/// own order. The seed runs it again after writing, see
+/// [`Store::cluster_by_id`].
+const CLUSTER_BY_ID: &str =
+    include_str!("../../../migrations/portal/0013_messages_in_id_order.sql");
 
 pub struct Store {
     /// Shared with the checkpointer, which holds it for a moment to let
@@ -302,6 +310,19 @@ impl Store {
     /// Sets (or with `None` removes) the listener told of every commit.
     pub fn set_commit_listener(&self, listener: Option<CommitListener>) {
         *self.on_commit.write().unwrap() = listener;
+    }
+
+    /// Rewrites conversations and messages in id order (migration 0013's
+    /// statements): for the seed, which writes each conversation with its
+    /// messages and so out of id order, where a live server appends in id
+    /// order (UUIDv7 ids are minted as records are created).
+    pub fn cluster_by_id(&self) -> Result<()> {
+        self.write_raw(|c| {
+            let tx = c.transaction()?;
+            tx.execute_batch(CLUSTER_BY_ID)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Runs `f` on the writer connection outside any domain transaction: for
@@ -687,4 +708,107 @@ pub fn count_for_account(
         kind.table()
     );
     Ok(conn.query_row(&sql, [account.to_string()], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row of a table as (rowid order) id, version, data.
+    fn rows(c: &Connection, table: &str) -> Vec<(String, i64, String)> {
+        c.prepare(&format!(
+            "SELECT id, version, data FROM {table} ORDER BY rowid"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    /// The schema of a table and its indexes, as SQLite keeps it.
+    fn schema(c: &Connection, table: &str) -> Vec<(String, String)> {
+        c.prepare("SELECT name, sql FROM sqlite_schema WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn clustering_by_id_keeps_every_row_and_index_and_stores_them_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("portal.db")).unwrap();
+        crate::seed::seed(
+            &store,
+            crate::seed::SeedSize::TINY,
+            "2026-11-15T12:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        // Written out of id order, as an import (or a seed before 0013) does.
+        store
+            .write_raw(|c| {
+                for table in ["messages", "conversations"] {
+                    c.execute_batch(&format!(
+                        "CREATE TEMP TABLE shuffled AS SELECT id, account_id, version, data FROM {table}
+                          ORDER BY substr(id, 30) DESC;
+                         DELETE FROM {table};
+                         INSERT INTO {table} (id, account_id, version, data)
+                             SELECT id, account_id, version, data FROM temp.shuffled ORDER BY rowid;
+                         DROP TABLE temp.shuffled;"
+                    ))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let in_id_order = |rows: &[(String, i64, String)]| rows.windows(2).all(|w| w[0].0 < w[1].0);
+        let before = store
+            .read(|c| Ok(["messages", "conversations"].map(|t| (rows(c, t), schema(c, t)))))
+            .unwrap();
+        assert!(
+            before.iter().all(|(r, _)| r.len() > 1 && !in_id_order(r)),
+            "the test starts from tables out of id order"
+        );
+
+        store.cluster_by_id().unwrap();
+
+        let after = store
+            .read(|c| Ok(["messages", "conversations"].map(|t| (rows(c, t), schema(c, t)))))
+            .unwrap();
+        for ((rows_before, schema_before), (rows_after, schema_after)) in before.iter().zip(&after)
+        {
+            assert!(in_id_order(rows_after), "stored in id order afterwards");
+            let mut sorted = rows_before.clone();
+            sorted.sort();
+            assert_eq!(&sorted, rows_after, "every row kept, byte for byte");
+            assert_eq!(
+                schema_before, schema_after,
+                "the table and its indexes as they were"
+            );
+        }
+        // The generated columns and their indexes answer as before.
+        let (conversation, listed): (String, i64) = store
+            .read(|c| {
+                let conversation: String =
+                    c.query_row("SELECT data ->> '$.conversation_id' FROM messages LIMIT 1", [], |r| r.get(0))?;
+                let listed = c.query_row(
+                    "SELECT count(*) FROM messages INDEXED BY messages_conversation WHERE conversation_id = ?1",
+                    [&conversation],
+                    |r| r.get(0),
+                )?;
+                Ok((conversation, listed))
+            })
+            .unwrap();
+        assert!(
+            listed > 0,
+            "conversation {conversation} lists its messages through the index"
+        );
+        assert_eq!(
+            store
+                .read(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?))
+                .unwrap(),
+            "ok"
+        );
+    }
 }
