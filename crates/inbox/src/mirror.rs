@@ -107,6 +107,9 @@ pub(crate) struct LoadRow {
     pub version: u64,
     pub data: String,
     pub columns: Columns,
+    /// An internal note (a message of kind `internal_note`): its mentions
+    /// are written with it.
+    pub note: bool,
 }
 
 impl Mirror {
@@ -250,6 +253,8 @@ impl Mirror {
             "{UPSERT}
              WHERE excluded.version > records.version"
         ))?;
+        let mut refresh_mentions =
+            tx.prepare_cached("INSERT INTO mentions_refresh (id) VALUES (?1)")?;
         let mut written = 0;
         let mut id = String::with_capacity(36);
         for r in rows {
@@ -271,6 +276,13 @@ impl Mirror {
                 area,
                 conversation
             ])?;
+            if r.note {
+                // What the `mentions_message_*` triggers do when they are
+                // not set aside: the note's mentions, read back from the
+                // row as stored (so whichever version won is the one
+                // indexed), by the same statement.
+                refresh_mentions.execute([&id])?;
+            }
         }
         Ok(written)
     }

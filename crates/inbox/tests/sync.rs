@@ -638,6 +638,75 @@ async fn a_bootstrap_ends_with_an_announcement_after_which_the_lists_are_full() 
     );
 }
 
+/// The mentions index after a bootstrap is what the triggers would have
+/// written note by note: the bootstrap writes each note's mentions with its
+/// page (the triggers on `records` are set aside during the load), and the
+/// result must equal one pass over every note the mirror holds, with the
+/// Mentions view showing the note to the person mentioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_writes_the_mentions_of_every_note_it_loads() {
+    let srv = Server::start();
+    let lead = srv.token("lead@portico.test");
+    let agent = srv.user("agent@portico.test");
+    let other = srv.user("lead@portico.test");
+    let conv = srv.acme_conversations()[1].id;
+    let http = reqwest::Client::new();
+    for (body, mentions) in [
+        ("for the agent", vec![agent.id]),
+        ("for both", vec![agent.id, other.id]),
+        ("for nobody", vec![]),
+    ] {
+        let resp = http
+            .post(format!("{}/v1/conversations/{conv}/messages", srv.base))
+            .bearer_auth(&lead)
+            .json(&serde_json::json!({ "body": body, "internal": true, "mentions": mentions }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mentions.db");
+    let token = Token::new(srv.token("agent@portico.test"));
+    let e = Engine::open_with(&path, config(&srv.base, &token, 10)).unwrap();
+    e.sync_now().await.unwrap();
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let pairs = |sql: &str| -> BTreeSet<(String, String)> {
+        c.prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let indexed = pairs("SELECT user_id, message_id FROM mentions");
+    let every_note = pairs(
+        "SELECT DISTINCT j.value, r.id FROM records r, json_each(r.data, '$.mentions') j
+          WHERE r.kind = 'message' AND r.data ->> '$.kind' = 'internal_note' AND j.type = 'text'",
+    );
+    assert_eq!(
+        every_note.len(),
+        3,
+        "the three mentions posted above are mirrored"
+    );
+    assert_eq!(
+        indexed, every_note,
+        "the index holds exactly the mentions of the mirrored notes"
+    );
+    let mine: Vec<String> = e
+        .mentions(agent.id, 50)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message.body)
+        .collect();
+    assert_eq!(
+        mine.iter().filter(|b| b.starts_with("for ")).count(),
+        2,
+        "the agent's Mentions view lists the two notes naming them: {mine:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates() {
     let mut srv = Server::start();
