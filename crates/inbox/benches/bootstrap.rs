@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo bench -p portico-inbox --bench bootstrap -- [--db PATH] [--page 2000] \
-//!     [--conversations 100000 --messages 1000000] [--as agent@portico.test]
+//!     [--conversations 100000 --messages 1000000] [--as agent@portico.test] \
+//!     [--server-process]
 //! ```
+//!
+//! `--server-process` runs portal-core in a child process instead of this
+//! one (same machine, same cores), as a check of what sharing the process
+//! costs; the figures in docs/benchmarks.md say which way each was taken.
 //!
 //! `--db` reuses a seeded server database (e.g. the agent API benchmark's
 //! `~/.cache/portico/bench.db`); without it one is seeded at the given size
@@ -85,10 +90,74 @@ fn main() {
     let token = portico_portal::auth::start_session(&state.store, agent.id, jiff::Timestamp::now())
         .unwrap();
 
+    // `--serve-only`: this process is the server of a `--server-process`
+    // run; it says where it listens and serves until killed.
+    if std::env::args().any(|a| a == "--serve-only") {
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            println!(
+                "READY http://{} {token} {convs} {msgs}",
+                listener.local_addr().unwrap()
+            );
+            portico_portal::serve(listener, state, std::future::pending())
+                .await
+                .unwrap();
+        });
+        return;
+    }
+    // `--server-process`: portal-core in a child process (as in the app,
+    // where it is another machine), still on the same two cores; SQLite's
+    // page cache is then not shared with the engine (this build of SQLite
+    // keeps one page cache, LRU and mutex, for every connection of a
+    // process: SQLITE_ENABLE_MEMORY_MANAGEMENT).
+    let mut child: Option<std::process::Child> = None;
+    let separate = std::env::args().any(|a| a == "--server-process");
+    // Closed here when the server runs in the child.
+    let state = (!separate).then_some(state);
+    let (token, convs, msgs, base) = if separate {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--serve-only",
+                "--db",
+                server_db.to_str().unwrap(),
+                "--as",
+                &who,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(c.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            parts.first(),
+            Some(&"READY"),
+            "the server process starts: {line:?}"
+        );
+        child = Some(c);
+        (
+            parts[2].to_owned(),
+            parts[3].parse().unwrap(),
+            parts[4].parse().unwrap(),
+            Some(parts[1].to_owned()),
+        )
+    } else {
+        (token, convs, msgs, None)
+    };
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(portico_portal::serve(listener, state, std::future::pending()));
+        let base = match base {
+            Some(b) => b,
+            None => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base = format!("http://{}", listener.local_addr().unwrap());
+                tokio::spawn(portico_portal::serve(listener, state.unwrap(), std::future::pending()));
+                base
+            }
+        };
 
         // 1. Where the time goes before anything is written: the same pages
         // fetched one after the other (server read + redaction + JSON, HTTP),
@@ -248,7 +317,14 @@ fn main() {
         println!("| search index built afterwards ({} rows) | {index_secs:.1} | {:.0} | |", b.indexed, b.indexed as f64 / index_secs.max(1e-9));
         println!("| bootstrap + search index + first pull (`sync_now`) | {total_secs:.1} | {:.0} | {:.2} |", rate(total_secs), rate(total_secs) / floor);
         println!("\nBootstrap rate / floor = {:.2} (target ≥ 0.5).", rate(load_secs) / floor);
+        if separate {
+            println!("(portal-core ran in a child process on the same machine: --server-process)");
+        }
     });
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// What the engine reads of each row besides its text.
