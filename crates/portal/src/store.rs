@@ -339,11 +339,21 @@ impl Store {
 fn migrate(conn: &Connection) -> Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        // Said first: some rewrite whole tables (0013 takes about 50 s per
+        // million messages), and a silent start looks hung.
+        if current > 0 {
+            tracing::info!(version = i + 1, "applying schema migration");
+        }
+        let started = std::time::Instant::now();
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "applied schema migration");
+        tracing::info!(
+            version = i + 1,
+            ms = started.elapsed().as_millis() as u64,
+            "applied schema migration"
+        );
     }
     Ok(())
 }
