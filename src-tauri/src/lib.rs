@@ -17,8 +17,13 @@ use portico_inbox::secrets::SecretStore;
 /// - `PORTICO_NO_NOTIFICATIONS=1`: no desktop notifications;
 /// - `PORTICO_KEYCHAIN=memory`: do not use the OS keychain;
 /// - `PORTICO_SIGN_IN_AT_START=1`: start the browser sign-in at launch when
-///   nobody is signed in (the demo).
-pub fn config_from_env(default_data: Option<PathBuf>) -> DeskConfig {
+///   nobody is signed in (the demo);
+/// - `PORTICO_DOWNLOADS`: where saved attachments go (default: the
+///   platform's downloads folder, else `downloads` in the data directory).
+pub fn config_from_env(
+    default_data: Option<PathBuf>,
+    default_downloads: Option<PathBuf>,
+) -> DeskConfig {
     let server =
         std::env::var("PORTICO_SERVER").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
     let data = std::env::var_os("PORTICO_INBOX_DATA")
@@ -29,6 +34,12 @@ pub fn config_from_env(default_data: Option<PathBuf>) -> DeskConfig {
     cfg.open_browser = !flag("PORTICO_NO_BROWSER");
     cfg.notifications = !flag("PORTICO_NO_NOTIFICATIONS");
     cfg.sign_in_at_start = flag("PORTICO_SIGN_IN_AT_START");
+    if let Some(dir) = std::env::var_os("PORTICO_DOWNLOADS")
+        .map(PathBuf::from)
+        .or(default_downloads)
+    {
+        cfg.downloads_dir = dir;
+    }
     cfg
 }
 

@@ -41,7 +41,8 @@ fn main() {
     tauri::Builder::default()
         .setup(|app| {
             let data = app.path().app_data_dir().ok();
-            let config = portico_desktop::config_from_env(data);
+            let downloads = app.path().download_dir().ok();
+            let config = portico_desktop::config_from_env(data, downloads);
             tracing::info!(server = %config.server, data = %config.data_dir.display(), "starting");
             let secrets = portico_desktop::secrets_from_env();
             let desk = tauri::async_runtime::block_on(async { Desk::open(config, secrets) })

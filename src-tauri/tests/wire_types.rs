@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use portico_inbox::desk::{Command, DeskError, DeskEvent, DeskState, SignInStarted};
+use portico_inbox::desk::{Command, DeskError, DeskEvent, DeskState, SavedFile, SignInStarted};
 use portico_inbox::query::{ConversationRow, Mention};
 use portico_inbox::reads::ConversationDetail;
 use portico_inbox::search::Hit;
@@ -28,6 +28,7 @@ fn export(cfg: &Config) {
     DeskState::export_all(cfg).unwrap();
     DeskError::export_all(cfg).unwrap();
     SignInStarted::export_all(cfg).unwrap();
+    SavedFile::export_all(cfg).unwrap();
     portico_model::SavedReply::export_all(cfg).unwrap();
     portico_inbox::replies::FilledReply::export_all(cfg).unwrap();
     ConversationRow::export_all(cfg).unwrap();

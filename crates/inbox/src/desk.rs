@@ -47,13 +47,18 @@ pub struct DeskConfig {
     /// Start the browser sign-in at once when nobody is signed in (the
     /// one-command demo).
     pub sign_in_at_start: bool,
+    /// Where saved attachments go (the shell passes the platform's
+    /// downloads folder).
+    pub downloads_dir: PathBuf,
 }
 
 impl DeskConfig {
     pub fn new(server: impl Into<String>, data_dir: impl Into<PathBuf>) -> DeskConfig {
+        let data_dir: PathBuf = data_dir.into();
         DeskConfig {
             server: server.into(),
-            data_dir: data_dir.into(),
+            downloads_dir: data_dir.join("downloads"),
+            data_dir,
             open_browser: true,
             notifications: true,
             sync_every: Duration::from_secs(10),
@@ -218,6 +223,14 @@ pub enum Command {
         id: uuid::Uuid,
         account_id: AccountId,
     },
+    /// Saves a stored attachment of a mirrored email message into the
+    /// downloads folder (never replacing a file there): `SavedFile`.
+    /// Online only (attachments stay on the server).
+    SaveAttachment {
+        message_id: MessageId,
+        #[cfg_attr(feature = "ts", ts(type = "string"))]
+        attachment_id: uuid::Uuid,
+    },
     /// Accounts in the local store whose name or domain contains `text`,
     /// for picking one (works offline): `Account[]`.
     Accounts {
@@ -258,6 +271,13 @@ pub struct StoreUpgrade {
     pub size_bytes: u64,
     /// How long it has been running.
     pub elapsed_ms: u64,
+}
+
+/// `save_attachment`'s answer: where the file was written.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedFile {
+    pub path: String,
 }
 
 /// `sign_in`'s answer.
@@ -569,6 +589,27 @@ impl Desk {
                     conversation_id: id,
                 });
                 Ok(Value::Null)
+            }
+            Command::SaveAttachment {
+                message_id,
+                attachment_id,
+            } => {
+                let (engine, _) = self.signed_in()?;
+                let path = engine
+                    .save_attachment(message_id, attachment_id, &self.config.downloads_dir)
+                    .await
+                    .map_err(|e| match e {
+                        EngineError::Offline(why) => DeskError::new(
+                            "offline",
+                            format!(
+                                "attachments are kept on the server, which cannot be reached now; try again when online ({why})"
+                            ),
+                        ),
+                        other => online_error(other),
+                    })?;
+                json(SavedFile {
+                    path: path.display().to_string(),
+                })
             }
             Command::HeldContacts => {
                 let (engine, _) = self.signed_in()?;
@@ -1094,6 +1135,14 @@ fn held_error(e: EngineError) -> DeskError {
                 "held senders are kept on the server, which cannot be reached now; try again when online ({why})"
             ),
         ),
+        other => online_error(other),
+    }
+}
+
+/// An online-only command's refusal by the server, under the server's own
+/// stable code (`forbidden`, `not_found`, …).
+fn online_error(e: EngineError) -> DeskError {
+    match e {
         EngineError::Server {
             status: 403 | 404 | 422 | 400,
             code,

@@ -333,6 +333,12 @@ impl Api {
         self.send(self.http.post(url).json(body), what).await
     }
 
+    /// A file's bytes (an attachment), with the same errors as [`Api::get`].
+    pub(crate) async fn get_bytes(&self, path: &str, what: &'static str) -> Result<bytes::Bytes> {
+        let url = format!("{}{path}", self.base());
+        self.send_raw(self.http.get(url), what).await
+    }
+
     fn base(&self) -> String {
         self.base
             .read()
@@ -348,6 +354,20 @@ impl Api {
         req: reqwest::RequestBuilder,
         what: &'static str,
     ) -> Result<T> {
+        let bytes = self.send_raw(req, what).await?;
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::Malformed {
+            what,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Sends with the session's token; a success's whole body, or the
+    /// server's refusal as a typed error.
+    async fn send_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<bytes::Bytes> {
         let token = self
             .tokens
             .token()
@@ -401,10 +421,7 @@ impl Api {
                 },
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| EngineError::Malformed {
-            what,
-            detail: e.to_string(),
-        })
+        Ok(bytes)
     }
 }
 

@@ -2,6 +2,7 @@
 //! server's records and the pull side of sync; the outbox, live client and
 //! offline search build on it.
 
+pub mod attachments;
 pub mod bootstrap;
 pub mod desk;
 pub mod drafts;

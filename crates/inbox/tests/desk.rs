@@ -1297,3 +1297,88 @@ async fn an_email_reply_written_offline_goes_out_once_when_back_online() {
     }
     assert_eq!(outbound(), 1, "queued for sending exactly once");
 }
+
+/// An agent saves a mail's attachment from the desk: the server's bytes
+/// land in the downloads folder under the sender's name, a second save never
+/// replaces the first, and a file the server refused cannot be saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_is_saved_into_the_downloads_folder() {
+    let srv = mail_server().await;
+    let data = tempfile::tempdir().unwrap();
+    let desk = signed_in_desk(&srv, data.path()).await;
+    let csv = "date,total\r\n2026-11-01,1200\r\n";
+    let raw = format!(
+        "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Usage export\r\nMessage-ID: <csv1@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe export is attached.\r\n--b\r\nContent-Type: text/csv; name=\"../usage.csv\"\r\nContent-Disposition: attachment; filename=\"../usage.csv\"\r\n\r\n{csv}\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\n\r\nMZ\r\n--b--\r\n"
+    );
+    let placed = post_mail(&srv, &raw).await;
+    let conv = placed["conversation_id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .map(portico_model::ConversationId)
+        .unwrap();
+    until("the mail reaches the desk", || async {
+        let d: Value = call(&desk, Command::Open { id: conv }).await;
+        !d.is_null()
+    })
+    .await;
+    let detail: Value = call(&desk, Command::Open { id: conv }).await;
+    let mail = detail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["data"]["email"]["attachments"].is_array())
+        .expect("the mail's message")["data"]
+        .clone();
+    let message_id: MessageId = serde_json::from_value(mail["id"].clone()).unwrap();
+    let files = mail["email"]["attachments"].as_array().unwrap();
+    let id_of = |stored: bool| -> uuid::Uuid {
+        files
+            .iter()
+            .find(|a| a["stored"] == stored)
+            .and_then(|a| a["id"].as_str())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let save = |attachment_id| Command::SaveAttachment {
+        message_id,
+        attachment_id,
+    };
+
+    let first: Value = call(&desk, save(id_of(true))).await;
+    let first = std::path::PathBuf::from(first["path"].as_str().unwrap());
+    assert_eq!(
+        first.parent().unwrap(),
+        data.path().join("downloads"),
+        "in the downloads folder, whatever the sender named it"
+    );
+    assert_eq!(
+        first.file_name().unwrap(),
+        "usage.csv",
+        "no way out of the folder"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&first).unwrap().trim_end(),
+        csv.trim_end(),
+        "the bytes the customer sent"
+    );
+    let second: Value = call(&desk, save(id_of(true))).await;
+    assert_eq!(
+        std::path::Path::new(second["path"].as_str().unwrap())
+            .file_name()
+            .unwrap(),
+        "usage (1).csv",
+        "a second save never replaces the first"
+    );
+
+    let refused = desk_error(&desk, save(id_of(false))).await;
+    assert_eq!(refused.code, "invalid", "{refused:?}");
+    assert!(refused.message.contains("setup.exe"), "{refused:?}");
+    let unknown = desk_error(&desk, save(uuid::Uuid::nil())).await;
+    assert_eq!(unknown.code, "invalid", "{unknown:?}");
+    let files_now = std::fs::read_dir(data.path().join("downloads"))
+        .unwrap()
+        .count();
+    assert_eq!(files_now, 2, "refusals write nothing");
+}

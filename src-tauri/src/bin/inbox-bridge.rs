@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         "no built UI in {}: run `npm ci && npm run build` in ui/ first",
         ui.display()
     );
-    let config = portico_desktop::config_from_env(None);
+    let config = portico_desktop::config_from_env(None, None);
     let secrets = tokio::task::spawn_blocking(portico_desktop::secrets_from_env).await?;
     let desk = Desk::open(config, secrets).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let app = Router::new()

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { Portal, startBridge, signInLikeABrowser, eventually, ROOT, AGENT, CUSTOMER, SUPPORT } from './harness.mjs';
 
@@ -293,6 +293,12 @@ test('email: quoted history folds, attachments are listed, the sent reply bounce
   assert.match(await files.filter({ hasText: 'seats.csv' }).textContent(), /\d+ B/);
   const refused = files.filter({ hasText: 'invoice-viewer.exe' }).getByTestId('attachment-refused');
   assert.ok((await refused.textContent()).length > 'not kept: '.length, 'the refusal says why');
+  assert.equal(await files.filter({ hasText: 'invoice-viewer.exe' }).getByTestId('attachment-save').count(), 0, 'a refused file cannot be saved');
+  // Saving the kept file writes the customer's bytes into the downloads folder.
+  await files.filter({ hasText: 'seats.csv' }).getByRole('button', { name: 'Save seats.csv' }).click();
+  const savedTo = (await mail.getByTestId('attachment-saved').textContent()).replace(/^saved to /, '');
+  assert.match(savedTo, /downloads\/seats\.csv$/);
+  assert.match(readFileSync(savedTo, 'utf8'), /^user,seat/m, 'the attachment as the customer sent it');
 
   // The agent replies; the outbox sends it to the real SMTP server, threaded.
   await page.keyboard.press('r');
