@@ -975,6 +975,26 @@ async fn post_mail(srv: &Server, raw: &str) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Posts a customer's mail to the hook and waits until its conversation is
+/// on the desk.
+async fn mail_reaches_desk(srv: &Server, desk: &Desk, raw: &str) -> portico_model::ConversationId {
+    let placed = post_mail(srv, raw).await;
+    let conv = portico_model::ConversationId(
+        placed["conversation_id"]
+            .as_str()
+            .expect("the mail became a conversation")
+            .parse()
+            .unwrap(),
+    );
+    until("the mail reaches the desk", || async {
+        !call::<Value>(desk, Command::Open { id: conv })
+            .await
+            .is_null()
+    })
+    .await;
+    conv
+}
+
 const STRANGER_MAIL: &str = "From: Sam Stranger <sam@stranger.example>\r\nTo: support@portico.test\r\nSubject: Pricing for 40 seats\r\nMessage-ID: <price1@stranger.example>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nWhat would 40 seats cost?\r\n\r\nOn Sat, 14 Nov 2026, Sales <sales@portico.test> wrote:\r\n> Thanks for your interest.\r\n> Any questions, just ask.\r\n";
 
 async fn desk_error(desk: &Desk, cmd: Command) -> portico_inbox::DeskError {
@@ -1164,21 +1184,11 @@ async fn an_email_reply_from_the_desk_shows_its_bounce_with_the_servers_words() 
     let srv = mail_server().await;
     let data = tempfile::tempdir().unwrap();
     let desk = signed_in_desk(&srv, data.path()).await;
-    let placed = post_mail(
+    let conv = mail_reaches_desk(
         &srv,
+        &desk,
         "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Invoice wrong\r\nMessage-ID: <inv9@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nThe total is wrong.\r\n",
     )
-    .await;
-    let conv: portico_model::ConversationId = placed["conversation_id"]
-        .as_str()
-        .unwrap()
-        .parse::<uuid::Uuid>()
-        .map(portico_model::ConversationId)
-        .unwrap();
-    until("the mail reaches the desk", || async {
-        let d: Value = call(&desk, Command::Open { id: conv }).await;
-        !d.is_null()
-    })
     .await;
     let queued: Value = call(
         &desk,
@@ -1248,18 +1258,11 @@ async fn an_email_reply_written_offline_goes_out_once_when_back_online() {
     let srv = mail_server().await;
     let data = tempfile::tempdir().unwrap();
     let desk = signed_in_desk(&srv, data.path()).await;
-    let placed = post_mail(
+    let conv = mail_reaches_desk(
         &srv,
+        &desk,
         "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Offline reply\r\nMessage-ID: <off1@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\n\r\nAre you there?\r\n",
     )
-    .await;
-    let conv =
-        portico_model::ConversationId(placed["conversation_id"].as_str().unwrap().parse().unwrap());
-    until("the mail reaches the desk", || async {
-        !call::<Value>(&desk, Command::Open { id: conv })
-            .await
-            .is_null()
-    })
     .await;
     let engine = desk.engine().unwrap();
     engine.set_base_url("http://127.0.0.1:9");
@@ -1310,18 +1313,7 @@ async fn an_attachment_is_saved_into_the_downloads_folder() {
     let raw = format!(
         "From: Acme Admin <admin@acme.test>\r\nTo: support@portico.test\r\nSubject: Usage export\r\nMessage-ID: <csv1@acme.test>\r\nDate: Sun, 15 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe export is attached.\r\n--b\r\nContent-Type: text/csv; name=\"../usage.csv\"\r\nContent-Disposition: attachment; filename=\"../usage.csv\"\r\n\r\n{csv}\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\n\r\nMZ\r\n--b--\r\n"
     );
-    let placed = post_mail(&srv, &raw).await;
-    let conv = placed["conversation_id"]
-        .as_str()
-        .unwrap()
-        .parse::<uuid::Uuid>()
-        .map(portico_model::ConversationId)
-        .unwrap();
-    until("the mail reaches the desk", || async {
-        let d: Value = call(&desk, Command::Open { id: conv }).await;
-        !d.is_null()
-    })
-    .await;
+    let conv = mail_reaches_desk(&srv, &desk, &raw).await;
     let detail: Value = call(&desk, Command::Open { id: conv }).await;
     let mail = detail["messages"]
         .as_array()

@@ -1046,6 +1046,11 @@ async fn invite_and_read_token(srv: &TestServer, email: &str) -> String {
     )
     .await;
     assert_eq!(s, 201, "{u}");
+    latest_invitation_token(srv, email)
+}
+
+/// The token in the newest invitation mail queued for `email`.
+fn latest_invitation_token(srv: &TestServer, email: &str) -> String {
     let text: String = srv
         .state
         .store
@@ -1267,23 +1272,7 @@ async fn an_admin_resends_an_invitation_and_only_the_newest_link_works() {
     assert_eq!(sent["sent_to"], email);
     assert!(sent["expires_at"].is_string());
     assert_eq!(mails(), 2, "one new mail");
-    let newest: String = srv
-        .state
-        .store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT body FROM mail_notices WHERE to_address = ?1 ORDER BY rowid DESC LIMIT 1",
-                [email],
-                |r| r.get(0),
-            )?)
-        })
-        .unwrap();
-    let second = newest
-        .split("#token=")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let second = latest_invitation_token(&srv, email);
     assert_ne!(second, first, "a new link");
     let lookup = |token: &str| {
         reqwest::Client::new()
