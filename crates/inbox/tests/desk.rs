@@ -4,6 +4,8 @@
 //! at once, triage reaching the server, replies reaching the customer, and
 //! sign-out clearing tokens and the local store.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +60,23 @@ fn desk(srv: &Server, data: &std::path::Path) -> Desk {
     cfg.open_browser = false;
     cfg.notifications = false;
     cfg.sync_every = Duration::from_millis(300);
+    Desk::open(cfg, SecretStore::memory_only("tests")).unwrap()
+}
+
+/// The desk opened again by someone who signed in before (their identity
+/// is on disk), with the server unreachable: it runs from the local store.
+fn reopened_offline(data: &std::path::Path) -> Desk {
+    std::fs::write(
+        data.join("identity.json"),
+        serde_json::json!({
+            "user_id": uuid::Uuid::nil(), "name": "Agent", "email": "agent@portico.test", "role": "agent"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut cfg = DeskConfig::new("http://127.0.0.1:9", data);
+    cfg.open_browser = false;
+    cfg.notifications = false;
     Desk::open(cfg, SecretStore::memory_only("tests")).unwrap()
 }
 
@@ -744,43 +763,8 @@ async fn the_store_is_checked_after_the_first_paint_and_rebuilt_if_damaged() {
         )
         .unwrap();
     }
-    let (page_size, leaf): (u64, u64) = {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        let leaves: Vec<u64> = c
-            .prepare(
-                "SELECT pageno FROM dbstat WHERE name = 'tombstones' AND pagetype = 'leaf'
-                  ORDER BY path",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(leaves.len() >= 3, "several leaves: {leaves:?}");
-        (
-            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
-            leaves[leaves.len() / 2],
-        )
-    };
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start((leaf - 1) * page_size)).unwrap();
-        f.write_all(&vec![0xA5; page_size as usize]).unwrap();
-    }
-    std::fs::write(
-        data.path().join("identity.json"),
-        serde_json::json!({
-            "user_id": uuid::Uuid::nil(), "name": "Agent", "email": "agent@portico.test", "role": "agent"
-        })
-        .to_string(),
-    )
-    .unwrap();
-
-    let mut cfg = DeskConfig::new("http://127.0.0.1:9", data.path());
-    cfg.open_browser = false;
-    cfg.notifications = false;
-    let desk = Desk::open(cfg, SecretStore::memory_only("tests")).unwrap();
+    common::damage_a_middle_leaf(&path, "tombstones");
+    let desk = reopened_offline(data.path());
     let mut events = desk.subscribe();
     let state: DeskState = call(&desk, Command::State).await;
     let status = state.status.expect("signed in from the local store");
@@ -818,15 +802,7 @@ fn version_4_store(path: &std::path::Path) -> usize {
     drop(state);
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
-    for sql in [
-        include_str!("../../../migrations/inbox/0001_mirror.sql"),
-        include_str!("../../../migrations/inbox/0002_search.sql"),
-        include_str!("../../../migrations/inbox/0003_outbox.sql"),
-        include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
-    ] {
-        c.execute_batch(sql).unwrap();
-    }
-    c.pragma_update(None, "user_version", 4).unwrap();
+    common::version_4_schema(&c);
     c.execute(
         "ATTACH ?1 AS portal",
         [portal.path().join("portal.db").to_str().unwrap()],
@@ -884,23 +860,12 @@ async fn an_older_store_is_upgraded_behind_the_window_and_keeps_the_inbox() {
         .unwrap()
         .expect("an older schema is seen from the header alone");
     assert!(from == 4 && to > 4, "{from} → {to}");
-    std::fs::write(
-        data.path().join("identity.json"),
-        serde_json::json!({
-            "user_id": uuid::Uuid::nil(), "name": "Agent", "email": "agent@portico.test", "role": "agent"
-        })
-        .to_string(),
-    )
-    .unwrap();
     // Another writer holds the file for a moment, so the upgrade is
     // observably still running when the desk is first asked.
     let blocker = rusqlite::Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-    let mut cfg = DeskConfig::new("http://127.0.0.1:9", data.path());
-    cfg.open_browser = false;
-    cfg.notifications = false;
-    let desk = Desk::open(cfg, SecretStore::memory_only("tests")).unwrap();
+    let desk = reopened_offline(data.path());
     let state: DeskState = call(&desk, Command::State).await;
     let upgrade = state.upgrading.expect("the upgrade is reported at once");
     assert_eq!(upgrade.from_version, 4);

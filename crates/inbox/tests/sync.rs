@@ -7,6 +7,8 @@
 //! crashed process (every task, including in-flight requests, is dropped at
 //! its next await) and start a new one on the same database file and port.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -860,14 +862,7 @@ async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates()
     // The fields kept as columns beside the JSON (written by the engine,
     // pages and pulls alike) say what the JSON says, for every record.
     assert_eq!(
-        count(
-            "SELECT count(*) FROM records
-              WHERE status IS NOT data ->> '$.status'
-                 OR assignee_id IS NOT data ->> '$.assignee_id'
-                 OR team_id IS NOT data ->> '$.team_id'
-                 OR product_area IS NOT data ->> '$.product_area'
-                 OR conversation_id IS NOT data ->> '$.conversation_id'"
-        ),
+        count(common::COLUMNS_DISAGREEING_WITH_DATA),
         0,
         "no record's columns disagree with its data"
     );
@@ -1260,33 +1255,7 @@ async fn damage_deep_in_the_store_is_found_by_the_check_after_start() {
     };
     // Garbage over a leaf page of `records` that is neither its first nor
     // its last: no open-time read touches it.
-    let (page_size, leaf): (u64, u64) = {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        let leaves: Vec<u64> = c
-            .prepare(
-                "SELECT pageno FROM dbstat WHERE name = 'records' AND pagetype = 'leaf'
-                  ORDER BY path",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            leaves.len() >= 3,
-            "the seed spreads records over several leaves: {leaves:?}"
-        );
-        (
-            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
-            leaves[leaves.len() / 2],
-        )
-    };
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start((leaf - 1) * page_size)).unwrap();
-        f.write_all(&vec![0xA5; page_size as usize]).unwrap();
-    }
+    common::damage_a_middle_leaf(&path, "records");
 
     let e = engine_at(&path, &srv.base, &token);
     assert!(

@@ -1049,6 +1049,27 @@ async fn invite_and_read_token(srv: &TestServer, email: &str) -> String {
     latest_invitation_token(srv, email)
 }
 
+/// `GET /v1/auth/invitation` for `token`, as the link's page asks.
+fn invitation_lookup(srv: &TestServer, token: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(srv.url("/v1/auth/invitation"))
+        .header("x-invitation-token", token)
+}
+
+/// The id of the user with `email`.
+fn user_id_of(srv: &TestServer, email: &str) -> String {
+    srv.state
+        .store
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap()
+}
+
 /// The token in the newest invitation mail queued for `email`.
 fn latest_invitation_token(srv: &TestServer, email: &str) -> String {
     let text: String = srv
@@ -1075,11 +1096,7 @@ fn latest_invitation_token(srv: &TestServer, email: &str) -> String {
 #[tokio::test]
 async fn an_invitation_link_says_what_it_invites_to_until_it_is_used_or_expires() {
     let srv = TestServer::start().await;
-    let lookup = |token: &str| {
-        reqwest::Client::new()
-            .get(srv.url("/v1/auth/invitation"))
-            .header("x-invitation-token", token)
-    };
+    let lookup = |token: &str| invitation_lookup(&srv, token);
     let token = invite_and_read_token(&srv, "pat.pending@acme.test").await;
     let resp = lookup(&token).send().await.unwrap();
     assert_eq!(
@@ -1164,17 +1181,7 @@ async fn a_removed_invitees_link_is_withdrawn_and_a_new_invitation_replaces_it()
     let srv = TestServer::start().await;
     let token = invite_and_read_token(&srv, "gone.soon@acme.test").await;
     let admin = srv.client_as("admin@acme.test").await;
-    let uid: String = srv
-        .state
-        .store
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT id FROM users WHERE email = 'gone.soon@acme.test'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .unwrap();
+    let uid = user_id_of(&srv, "gone.soon@acme.test");
     let resp = admin
         .delete(srv.url(&format!("/v1/accounts/{}/users/{uid}", srv.acme().id)))
         .send()
@@ -1182,12 +1189,7 @@ async fn a_removed_invitees_link_is_withdrawn_and_a_new_invitation_replaces_it()
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     expect_error(
-        reqwest::Client::new()
-            .get(srv.url("/v1/auth/invitation"))
-            .header("x-invitation-token", &token)
-            .send()
-            .await
-            .unwrap(),
+        invitation_lookup(&srv, &token).send().await.unwrap(),
         410,
         "invitation_withdrawn",
     )
@@ -1205,11 +1207,7 @@ async fn a_removed_invitees_link_is_withdrawn_and_a_new_invitation_replaces_it()
     .await;
     let newer = invite_and_read_token(&srv, "gone.soon@acme.test").await;
     assert_ne!(newer, token, "a new mail, a new link");
-    let lookup = |token: &str| {
-        reqwest::Client::new()
-            .get(srv.url("/v1/auth/invitation"))
-            .header("x-invitation-token", token)
-    };
+    let lookup = |token: &str| invitation_lookup(&srv, token);
     expect_error(lookup(&token).send().await.unwrap(), 410, "invitation_used").await;
     assert_eq!(lookup(&newer).send().await.unwrap().status(), 200);
     srv.stop().await;
@@ -1224,17 +1222,7 @@ async fn an_admin_resends_an_invitation_and_only_the_newest_link_works() {
     let email = "lost.mail@acme.test";
     let first = invite_and_read_token(&srv, email).await;
     let acme = srv.acme().id;
-    let uid: String = srv
-        .state
-        .store
-        .read(|c| {
-            Ok(
-                c.query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .unwrap();
+    let uid = user_id_of(&srv, email);
     let mails = || -> i64 {
         srv.state
             .store
@@ -1274,11 +1262,7 @@ async fn an_admin_resends_an_invitation_and_only_the_newest_link_works() {
     assert_eq!(mails(), 2, "one new mail");
     let second = latest_invitation_token(&srv, email);
     assert_ne!(second, first, "a new link");
-    let lookup = |token: &str| {
-        reqwest::Client::new()
-            .get(srv.url("/v1/auth/invitation"))
-            .header("x-invitation-token", token)
-    };
+    let lookup = |token: &str| invitation_lookup(&srv, token);
     expect_error(lookup(&first).send().await.unwrap(), 410, "invitation_used").await;
     assert_eq!(lookup(&second).send().await.unwrap().status(), 200);
 

@@ -81,13 +81,6 @@ export function distinctSubject(mail: string, conversation: string): string | nu
   return bare(mail) === bare(conversation) || !mail.trim() ? null : mail;
 }
 
-/** 512 B, 12 KB, 3.4 MB. */
-export function fileSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
-  const mb = bytes / (1024 * 1024);
-  return `${mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB`;
-}
 
 /** The held senders still waiting for a link, in the server's order
  * (latest mail first). Linked senders leave the list: their mail goes to

@@ -31,15 +31,18 @@ export function count(n: number | bigint): string {
   return new Intl.NumberFormat('en').format(Number(n));
 }
 
-/** A file size for people: "840 KB", "1.9 GB". */
-export function bytes(n: number): string {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+/** A file or store size for people, in binary units as file managers
+ * on Linux show them: "512 B", "13 KB", "3.4 MB", "1.8 GB". */
+export function fileSize(bytes: number): string {
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  if (bytes < 1024) return `${bytes} B`;
+  let n = bytes / 1024;
   let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
     i++;
   }
-  return i === 0 ? `${n} bytes` : `${n < 10 ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
+  return i === 0 ? `${Math.round(n)} KB` : `${n < 10 ? n.toFixed(1) : Math.round(n)} ${units[i]}`;
 }
 
 const METRIC: Record<string, string> = { first_response: 'first reply', next_response: 'next reply', resolution: 'resolution' };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addressLine, deliveryView, distinctSubject, fileSize, inTime, waitingSenders } from '../../src/lib/email';
+import { addressLine, deliveryView, distinctSubject, inTime, waitingSenders } from '../../src/lib/email';
+import { fileSize } from '../../src/lib/format';
 import type { Delivery } from '../../src/lib/wire/Delivery';
 import type { HeldContact } from '../../src/lib/wire/HeldContact';
 

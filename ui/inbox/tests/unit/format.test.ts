@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, rebuiltNotice } from '../../src/lib/format';
+import { fileSize, rebuiltNotice } from '../../src/lib/format';
 
 describe('the local store rebuilt', () => {
   const info = { detail: 'database disk image is malformed', moved_to: '/data/inbox.db.bad' };
@@ -21,11 +21,9 @@ describe('the local store rebuilt', () => {
   });
 });
 
-describe('file sizes', () => {
-  it('reads like a file manager: decimal units, one decimal below ten', () => {
-    expect(bytes(512)).toBe('512 bytes');
-    expect(bytes(840_000)).toBe('840 KB');
-    expect(bytes(1_970_000_000)).toBe('2.0 GB');
-    expect(bytes(12_400_000)).toBe('12 MB');
+describe('store sizes', () => {
+  it('go on to gigabytes for the local store on the upgrade screen', () => {
+    expect(fileSize(1_970_000_000)).toBe('1.8 GB');
+    expect(fileSize(12_400_000)).toBe('12 MB');
   });
 });
