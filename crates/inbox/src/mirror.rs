@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/inbox/0003_outbox.sql"),
     include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
     include_str!("../../../migrations/inbox/0005_plain_fields.sql"),
+    include_str!("../../../migrations/inbox/0006_account_index_without_messages.sql"),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after

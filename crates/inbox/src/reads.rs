@@ -167,7 +167,7 @@ impl Engine {
     pub fn staff(&self) -> Result<Vec<portico_model::User>> {
         let db = self.inner.db();
         let mut stmt = db.mirror.conn().prepare_cached(
-            "SELECT data FROM records WHERE kind = 'user' AND account_id IS NULL
+            "SELECT data FROM records WHERE kind = 'user' AND kind <> 'message' AND account_id IS NULL
               ORDER BY data ->> '$.name'",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

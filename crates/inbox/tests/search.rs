@@ -1258,6 +1258,51 @@ fn the_index_follows_updates_and_deletes() {
 }
 
 #[test]
+fn a_plan_change_refiles_the_accounts_messages() {
+    // The messages are reached through their conversations (migration
+    // 0006: `records_account` holds no messages).
+    let mut d = stocked();
+    let (acme_conv, globex_conv) = (d.convs[0].clone(), d.convs[1].clone());
+    let acme_msg = d.say(&acme_conv, "The quota banner flickers on the dashboard", 11);
+    let globex_msg = d.say(&globex_conv, "The quota banner is gone for us", 51);
+    let quota_on = |d: &Desk, plan: &str| {
+        d.find(&SearchQuery {
+            kinds: vec![HitKind::Message],
+            filters: SearchFilters {
+                plan: vec![plan.into()],
+                ..Default::default()
+            },
+            ..SearchQuery::new("quota banner")
+        })
+    };
+    assert_eq!(
+        quota_on(&d, "business"),
+        vec![(HitKind::Message, acme_msg.id.0)]
+    );
+    assert_eq!(
+        quota_on(&d, "starter"),
+        vec![(HitKind::Message, globex_msg.id.0)]
+    );
+
+    let mut sub = d.acme_sub.clone();
+    sub.plan_id = d.starter.id;
+    sub.version += 1;
+    d.feed.put(&sub);
+    d.feed.flush(&mut d.mirror);
+    assert!(
+        quota_on(&d, "business").is_empty(),
+        "Acme's message leaves its old plan"
+    );
+    let starter = quota_on(&d, "starter");
+    assert!(
+        starter.len() == 2
+            && starter.contains(&(HitKind::Message, acme_msg.id.0))
+            && starter.contains(&(HitKind::Message, globex_msg.id.0)),
+        "and is found under the new one, beside Globex's (which did not move): {starter:?}"
+    );
+}
+
+#[test]
 fn messages_before_their_conversation_get_its_filters_on_arrival() {
     let mut d = desk();
     let acme = d.acme.clone();
@@ -1838,7 +1883,7 @@ fn a_version_4_store_with_records_upgrades_in_place() {
     let mut mirror = Mirror::open(&path).unwrap();
     let c = rusqlite::Connection::open(&path).unwrap();
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("PRAGMA user_version"), 5, "migrated to version 5");
+    assert_eq!(count("PRAGMA user_version"), 6, "migrated to version 6");
     assert_eq!(
         count("SELECT count(*) FROM records"),
         7,
