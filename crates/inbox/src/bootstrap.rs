@@ -27,6 +27,7 @@ use portico_model::sync::{BOOTSTRAP_KINDS, BootstrapPage};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use crate::engine::{EngineError, Event, Inner, Result, check_protocol};
 use crate::mirror::{Columns, LoadRow, Mirror, MirrorError, SCHEMA_VERSION};
@@ -290,10 +291,12 @@ fn page_url(inner: &Inner, state: &Stored) -> String {
     url
 }
 
-/// A page being fetched on its own task, so the next page is on its way
-/// (server, network, parsing) while this one is written. Dropped unused (a
-/// write failed), the fetch is cancelled.
-struct Prefetch(tokio::task::JoinHandle<Result<Checked>>);
+/// How many checked pages may wait for the writer: the fetch task (server,
+/// network, parsing) runs this far ahead, so the writer always has a page
+/// ready and never waits to be woken between pages, and a page that takes
+/// the server longer than usual is absorbed by the queue (about 1.5 MB a
+/// page of messages).
+const PAGES_AHEAD: usize = 4;
 
 /// A page fetched and checked, its rows ready to write.
 struct Checked {
@@ -304,7 +307,7 @@ struct Checked {
 }
 
 /// Fetches the page `state` points at and checks it (parsing each row's
-/// head): on the prefetch task, this work too overlaps the previous write.
+/// head): on the fetch task, this work too overlaps the writes.
 async fn fetch_checked(inner: Arc<Inner>, state: Stored) -> Result<Checked> {
     let kind = BOOTSTRAP_KINDS[state.kind_index];
     let page = inner
@@ -325,22 +328,110 @@ async fn fetch_checked(inner: Arc<Inner>, state: Stored) -> Result<Checked> {
     })
 }
 
-impl Prefetch {
-    fn start(inner: &Arc<Inner>, state: &Stored) -> Prefetch {
-        Prefetch(tokio::spawn(fetch_checked(inner.clone(), state.clone())))
-    }
+/// A checked page and the progress to store with it.
+struct Fetched {
+    page: Checked,
+    progress: Stored,
+}
 
-    async fn page(mut self) -> Result<Checked> {
-        (&mut self.0)
-            .await
-            .map_err(|e| EngineError::Local(format!("fetching a bootstrap page stopped: {e}")))?
+/// Where the bootstrap stands once `page`, fetched at `state`, is written.
+/// The snapshot is pinned by the first page, so the next request is known
+/// before this page is written.
+fn advance(state: &Stored, page: &Checked) -> Stored {
+    let mut next = state.clone();
+    next.snapshot = Some(page.snapshot);
+    next.rows += page.rows.len() as u64;
+    match &page.next_after_id {
+        Some(a) => next.after_id = Some(a.clone()),
+        None => {
+            next.kind_index += 1;
+            next.after_id = None;
+        }
+    }
+    next
+}
+
+/// Fetches every page from `state` on, in order, into `pages`; stops at the
+/// first error (sent on as the last item) or when the writer is gone.
+async fn fetch_all(inner: Arc<Inner>, mut state: Stored, pages: mpsc::Sender<Result<Fetched>>) {
+    while state.kind_index < BOOTSTRAP_KINDS.len() {
+        let page = match fetch_checked(inner.clone(), state.clone()).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = pages.send(Err(e)).await;
+                return;
+            }
+        };
+        let progress = advance(&state, &page);
+        state = progress.clone();
+        if pages.send(Ok(Fetched { page, progress })).await.is_err() {
+            return;
+        }
     }
 }
 
-impl Drop for Prefetch {
+/// The fetch task; dropped (the load failed or was abandoned), it stops.
+struct Fetcher(tokio::task::JoinHandle<()>);
+
+impl Drop for Fetcher {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// What the writer did, for the report.
+#[derive(Default)]
+struct Written {
+    progress: Stored,
+    pages: usize,
+    rows: u64,
+    wait_ms: u64,
+    write_ms: u64,
+}
+
+/// Writes the pages as they come, each in one transaction with its
+/// progress, on a thread of its own (blocking). Returns when the fetch task
+/// has sent the last page; an error (the fetch's or the store's) ends it
+/// with the pages before it committed.
+fn write_all(
+    inner: &Inner,
+    mut progress: Stored,
+    mut pages: mpsc::Receiver<Result<Fetched>>,
+) -> Result<Written> {
+    let mut done = Written::default();
+    while progress.kind_index < BOOTSTRAP_KINDS.len() {
+        let waited = std::time::Instant::now();
+        let fetched = pages
+            .blocking_recv()
+            .ok_or_else(|| EngineError::Local("fetching the bootstrap pages stopped".into()))??;
+        done.wait_ms += waited.elapsed().as_millis() as u64;
+        let Fetched {
+            page: Checked { scope, rows, .. },
+            progress: next,
+        } = fetched;
+        let started = std::time::Instant::now();
+        {
+            let mut db = inner.db();
+            let tx = db.mirror.conn_mut().transaction()?;
+            Mirror::load_rows_in(&tx, &rows)?;
+            set_state(
+                &tx,
+                "bootstrap",
+                &serde_json::to_string(&next).expect("progress serializes"),
+            )?;
+            // The scope the rows were shaped for; pulls send it back.
+            set_state(&tx, "scope", &scope)?;
+            tx.commit()?;
+        }
+        done.write_ms += started.elapsed().as_millis() as u64;
+        progress = next;
+        done.pages += 1;
+        done.rows += rows.len() as u64;
+        inner.emit_records(rows.into_iter().map(|r| (r.kind, r.id)).collect());
+        inner.emit_status();
+    }
+    done.progress = progress;
+    Ok(done)
 }
 
 fn set_state(tx: &Connection, key: &str, value: &str) -> Result<()> {
@@ -513,12 +604,13 @@ fn restore_derived(tx: &Connection, mentions_written: bool) -> Result<()> {
 /// are dropped for the load and made again at the end, search indexing is
 /// suspended (the index is rebuilt once afterwards, in steps, see
 /// [`crate::engine::Engine::sync_now`]), rows are written as the server's
-/// text with the version guard inside the insert, and each page is written
-/// on a blocking thread while the next one is fetched. Inbox lists fill when
+/// text with the version guard inside the insert, and pages are written one
+/// after the other on a blocking thread while a task fetches and checks the
+/// next ones, up to [`PAGES_AHEAD`] ahead. Inbox lists fill when
 /// the load completes; until then the status shows its progress.
 pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
     let started = std::time::Instant::now();
-    let mut state = {
+    let state = {
         let mut db = inner.db();
         // A bigger page cache for the load: the inserts, and above all the
         // sorts that remake the indexes at the end, spill far less. Put
@@ -540,61 +632,20 @@ pub(crate) async fn run(inner: &Arc<Inner>) -> Result<BootstrapReport> {
         resumed: state.snapshot.is_some(),
         ..BootstrapReport::default()
     };
-    let mut next_page: Option<Prefetch> = None;
-    while state.kind_index < BOOTSTRAP_KINDS.len() {
-        let waited = std::time::Instant::now();
-        let Checked {
-            snapshot,
-            scope,
-            next_after_id,
-            rows,
-        } = match next_page.take() {
-            Some(prefetch) => prefetch.page().await?,
-            None => fetch_checked(inner.clone(), state.clone()).await?,
-        };
-        report.wait_ms += waited.elapsed().as_millis() as u64;
-        let mut next = state.clone();
-        next.snapshot = Some(snapshot);
-        next.rows += rows.len() as u64;
-        match next_after_id {
-            Some(a) => next.after_id = Some(a),
-            None => {
-                next.kind_index += 1;
-                next.after_id = None;
-            }
-        }
-        // The snapshot is pinned by the first page, so the next request is
-        // known before this page is written.
-        if next.kind_index < BOOTSTRAP_KINDS.len() {
-            next_page = Some(Prefetch::start(inner, &next));
-        }
-        let n = rows.len() as u64;
-        let changed: Vec<(Kind, uuid::Uuid)> = rows.iter().map(|r| (r.kind, r.id)).collect();
-        let (writer, progress) = (inner.clone(), next.clone());
-        let written = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let started = std::time::Instant::now();
-            let mut db = writer.db();
-            let tx = db.mirror.conn_mut().transaction()?;
-            Mirror::load_rows_in(&tx, &rows)?;
-            set_state(
-                &tx,
-                "bootstrap",
-                &serde_json::to_string(&progress).expect("progress serializes"),
-            )?;
-            // The scope the rows were shaped for; pulls send it back.
-            set_state(&tx, "scope", &scope)?;
-            tx.commit()?;
-            Ok(started.elapsed().as_millis() as u64)
-        })
+    // Pages are fetched and checked on a task of their own, up to
+    // PAGES_AHEAD ahead, and written one after the other on a blocking
+    // thread: neither waits for the other as long as the queue holds a page.
+    let (queue, pages) = mpsc::channel(PAGES_AHEAD);
+    let _fetcher = Fetcher(tokio::spawn(fetch_all(inner.clone(), state.clone(), queue)));
+    let writer = inner.clone();
+    let written = tokio::task::spawn_blocking(move || write_all(&writer, state, pages))
         .await
-        .map_err(|e| EngineError::Local(format!("writing a bootstrap page stopped: {e}")))??;
-        report.write_ms += written;
-        state = next;
-        report.pages += 1;
-        report.rows += n;
-        inner.emit_records(changed);
-        inner.emit_status();
-    }
+        .map_err(|e| EngineError::Local(format!("writing the bootstrap pages stopped: {e}")))??;
+    report.pages = written.pages;
+    report.rows = written.rows;
+    report.wait_ms = written.wait_ms;
+    report.write_ms = written.write_ms;
+    let state = written.progress;
     let snapshot = state.snapshot.unwrap_or(0);
     let finishing = std::time::Instant::now();
     {
