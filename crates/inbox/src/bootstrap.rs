@@ -421,6 +421,11 @@ fn write_all(
             )?;
             // The scope the rows were shaped for; pulls send it back.
             set_state(&tx, "scope", &scope)?;
+            if BOOTSTRAP_KINDS.get(next.kind_index) == Some(&Kind::Message)
+                && next.kind_index > progress.kind_index
+            {
+                remake_before_messages(&tx)?;
+            }
             tx.commit()?;
         }
         done.write_ms += started.elapsed().as_millis() as u64;
@@ -520,11 +525,8 @@ fn drop_derived(tx: &Connection, kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Puts back what [`suspend_derived`] dropped and fills what the triggers
-/// would have kept (each account's plan, the inbox list rows, and the
-/// mentions when the load did not write them) in one pass.
-/// The search index is rebuilt separately, in steps.
-fn restore_derived(tx: &Connection, mentions_written: bool) -> Result<()> {
+/// The definitions [`suspend_derived`] set aside, if any.
+fn saved_derived(tx: &Connection) -> Result<Option<Vec<Derived>>> {
     let saved: Option<String> = tx
         .query_row(
             "SELECT value FROM sync_state WHERE key = 'derived'",
@@ -532,24 +534,59 @@ fn restore_derived(tx: &Connection, mentions_written: bool) -> Result<()> {
             |r| r.get(0),
         )
         .optional()?;
-    let Some(saved) = saved else {
+    saved
+        .map(|saved| {
+            serde_json::from_str(&saved).map_err(|e| {
+                EngineError::Local(format!("the saved store schema is unreadable: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// Makes one set-aside index or trigger again, unless it is there already
+/// (made before the messages, or by a migration that ran in between).
+fn remake(tx: &Connection, d: &Derived) -> Result<()> {
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+            [&d.kind, &d.name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !exists {
+        tx.execute_batch(&d.sql)?;
+    }
+    Ok(())
+}
+
+/// Indexes on `records` that leave the messages out (migration 0006), made
+/// again when the kinds before the messages are in: then they sort the
+/// 125k records of those kinds, not a table a million messages larger (at
+/// the end they scan every row to find those), and a message written
+/// afterwards costs them only their condition. A bootstrap resumed after
+/// this point sets them aside again and makes them at the end.
+const BEFORE_MESSAGES: [&str; 1] = ["records_account"];
+
+fn remake_before_messages(tx: &Connection) -> Result<()> {
+    for d in saved_derived(tx)?.unwrap_or_default() {
+        if d.kind == "index" && BEFORE_MESSAGES.contains(&d.name.as_str()) {
+            remake(tx, &d)?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts back what [`suspend_derived`] dropped and fills what the triggers
+/// would have kept (each account's plan, the inbox list rows, and the
+/// mentions when the load did not write them) in one pass.
+/// The search index is rebuilt separately, in steps.
+fn restore_derived(tx: &Connection, mentions_written: bool) -> Result<()> {
+    let Some(derived) = saved_derived(tx)? else {
         return Ok(());
     };
-    let derived: Vec<Derived> = serde_json::from_str(&saved)
-        .map_err(|e| EngineError::Local(format!("the saved store schema is unreadable: {e}")))?;
     for d in &derived {
-        // A migration that ran in between may have made it already.
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM sqlite_schema WHERE type = ?1 AND name = ?2",
-                [&d.kind, &d.name],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !exists {
-            tx.execute_batch(&d.sql)?;
-        }
+        remake(tx, d)?;
     }
     tx.execute_batch(
         "DELETE FROM sync_state WHERE key = 'derived';
