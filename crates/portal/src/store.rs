@@ -746,6 +746,29 @@ mod tests {
             .collect()
     }
 
+    /// `.cargo/config.toml` builds SQLite without the page cache shared by
+    /// every connection of the process and without the allocation counter:
+    /// both are a mutex taken per page or per allocation by every thread.
+    #[test]
+    fn sqlite_build_has_no_process_wide_page_cache_or_memory_counter() {
+        let c = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "connections must keep separate page caches (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite must not count every allocation under a global mutex (LIBSQLITE3_FLAGS in .cargo/config.toml): {options:?}"
+        );
+    }
+
     #[test]
     fn clustering_by_id_keeps_every_row_and_index_and_stores_them_in_id_order() {
         let dir = tempfile::tempdir().unwrap();
