@@ -560,24 +560,13 @@ fn remake(tx: &Connection, d: &Derived) -> Result<()> {
     Ok(())
 }
 
-/// Indexes on `records` made again when the kinds before the messages are
-/// in, instead of at the end (figures in docs/benchmarks.md, "Desktop
-/// bootstrap"):
-/// - `records_account` leaves the messages out (migration 0006): made now
-///   it sorts the 125k records loaded so far instead of scanning a table a
-///   million messages larger, and a message written afterwards costs it
-///   only its condition;
-/// - `messages_by_conversation` holds only messages: made now it is empty,
-///   and kept as the messages are written it cost the page writes 0.0-0.3 s
-///   where building it at the end took 0.8 s (the index build, its share
-///   of the commit). Messages come in id (time) order, across
-///   conversations, but the conversations they belong to are mostly recent
-///   ones (ids are time-ordered too), so the leaves written move along
-///   with the load instead of spreading over the whole index.
-///
-/// A bootstrap resumed after this point sets them aside again and makes
-/// them at the end.
-const BEFORE_MESSAGES: [&str; 2] = ["records_account", "messages_by_conversation"];
+/// Indexes on `records` that leave the messages out (migration 0006), made
+/// again when the kinds before the messages are in: then they sort the
+/// 125k records of those kinds, not a table a million messages larger (at
+/// the end they scan every row to find those), and a message written
+/// afterwards costs them only their condition. A bootstrap resumed after
+/// this point sets them aside again and makes them at the end.
+const BEFORE_MESSAGES: [&str; 1] = ["records_account"];
 
 fn remake_before_messages(tx: &Connection) -> Result<()> {
     for d in saved_derived(tx)?.unwrap_or_default() {
