@@ -23,27 +23,32 @@
 DROP INDEX records_account;
 CREATE INDEX records_account ON records (kind, account_id) WHERE kind <> 'message';
 
--- An account's plan changed: its own search row, its conversations' and
--- their messages' carry it (the same rows as before, found through the
--- conversations instead of by the messages' own account). No INDEXED BY:
--- a bootstrap may write account plans while `messages_by_conversation` is
--- set aside, and the planner picks it by itself when it is there (the
--- only other way to a conversation's messages is a scan of them all).
+-- The search rows that carry an account's plan: its own, its
+-- conversations' and their messages' (the same rows as before, found
+-- through the conversations instead of by the messages' own account). Both
+-- triggers below read it with `account_id = new.account_id`, which SQLite
+-- pushes into each arm. No INDEXED BY: a bootstrap may write account plans
+-- while `messages_by_conversation` is set aside, and the planner picks it
+-- by itself when it is there (the only other way to a conversation's
+-- messages is a scan of them all).
+CREATE VIEW account_plan_docs AS
+    SELECT id AS account_id, docid, kind FROM search_docs WHERE kind = 'account'
+    UNION ALL
+    SELECT c.account_id, d.docid, d.kind FROM records c
+      JOIN search_docs d ON d.kind = 'conversation' AND d.id = c.id
+     WHERE c.kind = 'conversation' AND c.kind <> 'message'
+    UNION ALL
+    SELECT c.account_id, d.docid, d.kind FROM records c
+      JOIN records m ON m.kind = 'message' AND m.conversation_id = c.id
+      JOIN search_docs d ON d.kind = 'message' AND d.id = m.id
+     WHERE c.kind = 'conversation' AND c.kind <> 'message';
+
 DROP TRIGGER account_plan_changed;
 CREATE TRIGGER account_plan_changed AFTER UPDATE ON account_plan
 WHEN (SELECT live FROM search_state)
 BEGIN
     INSERT INTO search_reindex (docid, kind)
-        SELECT docid, kind FROM search_docs WHERE kind = 'account' AND id = new.account_id
-        UNION ALL
-        SELECT d.docid, d.kind FROM records c
-          JOIN search_docs d ON d.kind = 'conversation' AND d.id = c.id
-         WHERE c.kind = 'conversation' AND c.kind <> 'message' AND c.account_id = new.account_id
-        UNION ALL
-        SELECT d.docid, d.kind FROM records c
-          JOIN records m ON m.kind = 'message' AND m.conversation_id = c.id
-          JOIN search_docs d ON d.kind = 'message' AND d.id = m.id
-         WHERE c.kind = 'conversation' AND c.kind <> 'message' AND c.account_id = new.account_id;
+        SELECT docid, kind FROM account_plan_docs WHERE account_id = new.account_id;
 END;
 
 DROP TRIGGER account_plan_added;
@@ -51,14 +56,5 @@ CREATE TRIGGER account_plan_added AFTER INSERT ON account_plan
 WHEN new.plan_code IS NOT NULL AND (SELECT live FROM search_state)
 BEGIN
     INSERT INTO search_reindex (docid, kind)
-        SELECT docid, kind FROM search_docs WHERE kind = 'account' AND id = new.account_id
-        UNION ALL
-        SELECT d.docid, d.kind FROM records c
-          JOIN search_docs d ON d.kind = 'conversation' AND d.id = c.id
-         WHERE c.kind = 'conversation' AND c.kind <> 'message' AND c.account_id = new.account_id
-        UNION ALL
-        SELECT d.docid, d.kind FROM records c
-          JOIN records m ON m.kind = 'message' AND m.conversation_id = c.id
-          JOIN search_docs d ON d.kind = 'message' AND d.id = m.id
-         WHERE c.kind = 'conversation' AND c.kind <> 'message' AND c.account_id = new.account_id;
+        SELECT docid, kind FROM account_plan_docs WHERE account_id = new.account_id;
 END;

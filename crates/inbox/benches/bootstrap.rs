@@ -281,17 +281,7 @@ fn main() {
             let tx = shaped_conn.transaction().unwrap();
             {
                 let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO records (kind, id, account_id, version, data,
-                             status, assignee_id, team_id, product_area, conversation_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (kind, id) DO UPDATE SET account_id = excluded.account_id,
-                             version = excluded.version, data = excluded.data,
-                             status = excluded.status, assignee_id = excluded.assignee_id,
-                             team_id = excluded.team_id, product_area = excluded.product_area,
-                             conversation_id = excluded.conversation_id
-                         WHERE excluded.version > records.version",
-                    )
+                    .prepare_cached(portico_inbox::mirror::LOAD_UPSERT)
                     .unwrap();
                 for (r, c) in chunk.iter().zip(cols) {
                     stmt.execute(rusqlite::params![r.0, r.1, r.2, r.3, r.4, c[0], c[1], c[2], c[3], c[4]]).unwrap();

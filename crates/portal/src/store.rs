@@ -269,42 +269,31 @@ impl Store {
         let Some(first_at) = work.first().map(|(_, at, _)| *at) else {
             return Ok(Vec::new());
         };
-        let mut conn = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let listener = self.on_commit.read().unwrap().clone();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut w = Writer {
-            tx,
-            at: first_at,
-            actor: Actor::SYSTEM,
-            committed: listener.as_ref().map(|_| Vec::new()),
-        };
-        let mut answers = Vec::with_capacity(work.len());
-        for (actor, at, f) in work {
-            w.actor = actor;
-            w.at = at;
-            let logged = w.committed.as_ref().map_or(0, Vec::len);
-            w.tx.execute_batch("SAVEPOINT work")?;
-            match f(&mut w) {
-                Ok(out) => {
-                    w.tx.execute_batch("RELEASE work")?;
-                    answers.push(Ok(out));
-                }
-                Err(e) => {
-                    // Fails (and so fails the batch) if SQLite already
-                    // rolled the whole transaction back.
-                    w.tx.execute_batch("ROLLBACK TO work; RELEASE work")?;
-                    if let Some(changes) = &mut w.committed {
-                        changes.truncate(logged);
+        self.write(Actor::SYSTEM, first_at, |w| {
+            let mut answers = Vec::with_capacity(work.len());
+            for (actor, at, f) in work {
+                w.actor = actor;
+                w.at = at;
+                let logged = w.committed.as_ref().map_or(0, Vec::len);
+                w.tx.execute_batch("SAVEPOINT work")?;
+                match f(w) {
+                    Ok(out) => {
+                        w.tx.execute_batch("RELEASE work")?;
+                        answers.push(Ok(out));
                     }
-                    answers.push(Err(e));
+                    Err(e) => {
+                        // Fails (and so fails the batch) if SQLite already
+                        // rolled the whole transaction back.
+                        w.tx.execute_batch("ROLLBACK TO work; RELEASE work")?;
+                        if let Some(changes) = &mut w.committed {
+                            changes.truncate(logged);
+                        }
+                        answers.push(Err(e));
+                    }
                 }
             }
-        }
-        w.commit(listener)?;
-        Ok(answers)
+            Ok(answers)
+        })
     }
 
     /// Sets (or with `None` removes) the listener told of every commit.
