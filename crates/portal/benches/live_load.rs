@@ -81,6 +81,47 @@ fn cpu_secs(pid: u32) -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
+/// CPU seconds used so far by each thread of a process, added up by thread
+/// name (`chat-writer`, `tokio-rt-worker`, ...): a turn's difference over
+/// its messages is the CPU each kind of thread spends per message.
+fn cpu_by_thread(pid: u32) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some((_, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..stat.len() - rest.len() - 1].to_owned();
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        let secs = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0;
+        *out.entry(name).or_default() += secs;
+    }
+    out
+}
+
+/// The machine's CPU time as (idle, total) in clock ticks, from the first
+/// line of `/proc/stat` (idle counts `iowait` too): the idle share of a
+/// turn says whether the 2 cores were saturated while it was measured.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (idle, f.iter().take(8).sum())
+}
+
 /// Waits (at most 60 s) until portal-core uses under a tenth of a core:
 /// work left over from a hub turn (the AI drafts written once the customers
 /// pause) would otherwise load the next turn, the floor's included.
@@ -226,16 +267,44 @@ impl Path {
     }
 }
 
+/// Which end of a chat a client socket is: the customers' sockets (echo
+/// answers, acks, the customer's copy of changes) or the agent's.
+#[derive(Clone, Copy)]
+enum Side {
+    Customer,
+    Agent,
+}
+
 /// Send times and the latencies seen by the readers, per path and round.
 #[derive(Default)]
 struct Recorder {
+    /// Frames and bytes received, by [`Side`] (cumulative; a turn's share
+    /// is the difference across it).
+    frames: [std::sync::atomic::AtomicU64; 2],
+    bytes: [std::sync::atomic::AtomicU64; 2],
     sent: Mutex<HashMap<Uuid, Instant>>,
     seen: Mutex<HashMap<(Path, usize), Vec<Duration>>>,
     arrived: Mutex<HashSet<(Path, Uuid)>>,
     round: std::sync::atomic::AtomicUsize,
 }
 
+/// What one turn cost the machine; see `load_by_turn` in [`run`].
+struct TurnLoad {
+    idle: f64,
+    bench_cpu: f64,
+    /// portal-core's CPU microseconds per message, by thread name.
+    server_us: Vec<(String, f64)>,
+    /// (frames, bytes) per message sent, by [`Side`].
+    per_message: [(f64, f64); 2],
+}
+
 impl Recorder {
+    /// (frames, bytes) received so far, by [`Side`].
+    fn received(&self) -> [(u64, u64); 2] {
+        use std::sync::atomic::Ordering::Relaxed;
+        std::array::from_fn(|i| (self.frames[i].load(Relaxed), self.bytes[i].load(Relaxed)))
+    }
+
     fn hit(&self, path: Path, id: Uuid) {
         let at = Instant::now();
         let Some(t0) = self.sent.lock().unwrap().get(&id).copied() else {
@@ -267,17 +336,21 @@ impl Recorder {
 fn read_all<F>(
     mut stream: futures_util::stream::SplitStream<Socket>,
     rec: Arc<Recorder>,
+    side: Side,
     pick: F,
 ) -> tokio::task::JoinHandle<()>
 where
     F: Fn(&str) -> Option<(Path, Uuid)> + Send + 'static,
 {
+    use std::sync::atomic::Ordering::Relaxed;
     tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
-            if let Ws::Text(t) = msg
-                && let Some((path, id)) = pick(&t)
-            {
-                rec.hit(path, id);
+            if let Ws::Text(t) = msg {
+                rec.frames[side as usize].fetch_add(1, Relaxed);
+                rec.bytes[side as usize].fetch_add(t.len() as u64, Relaxed);
+                if let Some((path, id)) = pick(&t) {
+                    rec.hit(path, id);
+                }
             }
         }
     })
@@ -581,19 +654,25 @@ async fn run() {
             .unwrap();
         let conv: ConversationId = conv["id"].as_str().unwrap().parse().unwrap();
         let (sink, stream) = live(&server.base, &token).await.split();
-        readers.push(read_all(stream, rec.clone(), pick_ack));
+        readers.push(read_all(stream, rec.clone(), Side::Customer, pick_ack));
         hub_sinks.push((sink, conv));
         let (sink, stream) = open(&format!("{}/echo", floor.base), None).await.split();
-        readers.push(read_all(stream, rec.clone(), pick_client_frame(Path::Echo)));
+        readers.push(read_all(
+            stream,
+            rec.clone(),
+            Side::Customer,
+            pick_client_frame(Path::Echo),
+        ));
         echo_sinks.push((sink, conv));
         let (sink, stream) = open(&format!("{}/relay", floor.base), None).await.split();
-        readers.push(read_all(stream, rec.clone(), |_| None));
+        readers.push(read_all(stream, rec.clone(), Side::Customer, |_| None));
         relay_sinks.push((sink, conv));
     }
     let (_agent_sink, agent) = live(&server.base, &agent_token).await.split();
     readers.push(read_all(
         agent,
         rec.clone(),
+        Side::Agent,
         |t| match serde_json::from_str::<ServerFrame>(t) {
             Ok(ServerFrame::Change { change }) if change.kind == portico_model::Kind::Message => {
                 Some((Path::Hub, change.id))
@@ -607,6 +686,7 @@ async fn run() {
     readers.push(read_all(
         relay_agent,
         rec.clone(),
+        Side::Agent,
         pick_client_frame(Path::Relay),
     ));
     // Let the relay register its agent before anyone sends.
@@ -620,6 +700,9 @@ async fn run() {
     // portal-core's CPU seconds during each turn (and the pause after it).
     let mut cpu_by_turn: Vec<(usize, Path, f64)> = Vec::new();
     let mut quiet_waits: Vec<f64> = Vec::new();
+    // Per turn: the machine's idle share, this benchmark process's CPU
+    // seconds, and frames and bytes received per message sent, by side.
+    let mut load_by_turn: Vec<(usize, Path, TurnLoad)> = Vec::new();
     for round in 0..rounds {
         rec.round.store(round, std::sync::atomic::Ordering::Relaxed);
         for path in [Path::Echo, Path::Relay, Path::Hub] {
@@ -629,9 +712,20 @@ async fn run() {
                 Path::Relay => &mut relay_sinks,
                 _ => &mut hub_sinks,
             };
+            if path == Path::Echo && round > 0 {
+                // The drafter starts on the hub turn's chats only once their
+                // customers have been quiet for `QUIET`: wait past that, so
+                // the drafts load no turn (they loaded the next echo turn,
+                // lifting the floor of every round after the first).
+                tokio::time::sleep(portico_portal::knowledge::drafts::QUIET).await;
+            }
             quiet_waits.push(until_quiet(pid).await.as_secs_f64());
             eprintln!("round {}: {path:?}", round + 1);
             let cpu_before = cpu_secs(pid);
+            let own_before = cpu_secs(std::process::id());
+            let ticks_before = machine_ticks();
+            let received_before = rec.received();
+            let threads_before = cpu_by_thread(pid);
             let frames_before = wal.frames.load(std::sync::atomic::Ordering::Relaxed);
             wal.on
                 .store(path == Path::Hub, std::sync::atomic::Ordering::Relaxed);
@@ -641,6 +735,36 @@ async fn run() {
             wal.on.store(false, std::sync::atomic::Ordering::Relaxed);
             cpu_by_turn.push((round, path, cpu_secs(pid) - cpu_before));
             let now: HashSet<Uuid> = rec.sent.lock().unwrap().keys().copied().collect();
+            let ticks = machine_ticks();
+            let received = rec.received();
+            let msgs = now.difference(&before).count().max(1) as f64;
+            load_by_turn.push((
+                round,
+                path,
+                TurnLoad {
+                    idle: (ticks.0 - ticks_before.0) as f64
+                        / (ticks.1 - ticks_before.1).max(1) as f64,
+                    bench_cpu: cpu_secs(std::process::id()) - own_before,
+                    server_us: {
+                        let mut v: Vec<(String, f64)> = cpu_by_thread(pid)
+                            .into_iter()
+                            .map(|(name, secs)| {
+                                let was = threads_before.get(&name).copied().unwrap_or(0.0);
+                                (name, (secs - was) * 1e6 / msgs)
+                            })
+                            .filter(|(_, us)| *us >= 1.0)
+                            .collect();
+                        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+                        v
+                    },
+                    per_message: std::array::from_fn(|i| {
+                        (
+                            (received[i].0 - received_before[i].0) as f64 / msgs,
+                            (received[i].1 - received_before[i].1) as f64 / msgs,
+                        )
+                    }),
+                },
+            ));
             if path == Path::Hub {
                 wal_by_round.push((
                     wal.frames.load(std::sync::atomic::Ordering::Relaxed) - frames_before,
@@ -706,6 +830,32 @@ async fn run() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    println!(
+        "Per turn (round path: machine idle share over the turn and the 2 s after it, this benchmark's CPU seconds, \
+         frames/bytes received per message on the customer sockets | on the agent socket):"
+    );
+    for (round, path, l) in &load_by_turn {
+        println!(
+            "  {} {path:?}: idle {:.0} %, bench CPU {:.1} s, customer {:.2} frames / {:.0} B, agent {:.2} frames / {:.0} B",
+            round + 1,
+            l.idle * 100.0,
+            l.bench_cpu,
+            l.per_message[0].0,
+            l.per_message[0].1,
+            l.per_message[1].0,
+            l.per_message[1].1
+        );
+        if !l.server_us.is_empty() {
+            println!(
+                "      portal-core CPU per message: {}",
+                l.server_us
+                    .iter()
+                    .map(|(name, us)| format!("{name} {us:.0} µs"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let page: u64 = rusqlite::Connection::open(&db)
         .and_then(|c| c.query_row("PRAGMA page_size", [], |r| r.get(0)))
         .unwrap_or(4096);

@@ -265,7 +265,35 @@ impl Store {
     ///
     /// The outer `Err` means nothing was committed (the transaction could
     /// not begin, roll back to a savepoint, or commit): no work is stored.
-    pub fn write_each<T>(&self, work: Vec<(Actor, Timestamp, Work<T>)>) -> Result<Vec<Result<T>>> {
+    ///
+    /// A batch of one piece (most chat batches) runs without a savepoint:
+    /// if it fails, the whole transaction rolls back, and it holds nothing
+    /// else. A savepoint is not free: SQLite keeps the original of every
+    /// page it changes in a sub-journal, and past 64 KiB (16 pages; a chat
+    /// message changes about 28) spills it to a temporary file, created,
+    /// written and deleted in every transaction (measured: a third of the
+    /// chat writer's CPU per message, docs/benchmarks.md "Live hub").
+    pub fn write_each<T>(
+        &self,
+        mut work: Vec<(Actor, Timestamp, Work<T>)>,
+    ) -> Result<Vec<Result<T>>> {
+        if work.len() == 1 {
+            let (actor, at, f) = work.pop().expect("one piece of work");
+            let mut failed = None;
+            let out = self.write(actor, at, |w| {
+                // Any error rolls the transaction back; the piece's own
+                // error is its answer, not a failure of the batch.
+                f(w).map_err(|e| {
+                    failed = Some(e);
+                    PortalError::Unavailable
+                })
+            });
+            return match (out, failed) {
+                (Ok(out), _) => Ok(vec![Ok(out)]),
+                (Err(_), Some(own)) => Ok(vec![Err(own)]),
+                (Err(e), None) => Err(e),
+            };
+        }
         let Some(first_at) = work.first().map(|(_, at, _)| *at) else {
             return Ok(Vec::new());
         };

@@ -206,6 +206,52 @@ async fn a_failing_piece_of_a_group_commit_fails_alone() {
     srv.stop().await;
 }
 
+/// A batch of one piece runs without a savepoint (see `Store::write_each`):
+/// when it fails after writing, its error is still its own answer and
+/// nothing it wrote stays, as in a larger batch.
+#[tokio::test]
+async fn a_failing_batch_of_one_leaves_nothing_and_gets_its_own_error() {
+    use portico_portal::error::PortalError;
+    use portico_portal::store::{self, Work};
+    let srv = TestServer::start().await;
+    let a = srv.records::<Conversation>("1 = 1").remove(0);
+    let before = srv.max_seq();
+    let failing: Work<()> = Box::new(move |w| {
+        let mut c: Conversation = store::require(w, a.id.0)?;
+        c.tags.push("must-not-stay".into());
+        w.update(&mut c)?;
+        Err(PortalError::Conflict("injected failure".into()))
+    });
+    let answers = srv
+        .state
+        .store
+        .write_each(vec![(Actor::SYSTEM, anchor(), failing)])
+        .expect("a failing piece is an answer, not a failed batch");
+    assert!(
+        matches!(&answers[..], [Err(PortalError::Conflict(m))] if m == "injected failure"),
+        "the piece gets its own error: {answers:?}"
+    );
+    let a_now = srv
+        .records::<Conversation>(&format!("id = '{}'", a.id))
+        .remove(0);
+    assert_eq!(a_now, a, "the failed piece's write was rolled back");
+    assert_eq!(srv.max_seq(), before, "and left no change-log row");
+
+    let ok: Work<()> = Box::new(move |w| {
+        let mut c: Conversation = store::require(w, a.id.0)?;
+        c.priority = Priority::Urgent;
+        w.update(&mut c)
+    });
+    let answers = srv
+        .state
+        .store
+        .write_each(vec![(Actor::SYSTEM, anchor(), ok)])
+        .expect("the next batch commits");
+    assert!(matches!(&answers[..], [Ok(())]), "{answers:?}");
+    assert_eq!(srv.max_seq(), before + 1, "one change row for the write");
+    srv.stop().await;
+}
+
 /// An update names `account_id` only when it changes (fewer index pages
 /// rewritten); a record that does move keeps its account column and its
 /// change-log row right.
