@@ -25,7 +25,7 @@ use portico_model::*;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::api::AppState;
-use crate::api::sync::{read_changes, shape_change};
+use crate::api::sync::read_changes;
 use crate::error::{PortalError, Result};
 use crate::store::{self, RawChange, Store};
 
@@ -339,8 +339,8 @@ impl Hub {
             Kind::User => {
                 let user: Option<User> = raw
                     .row
-                    .as_ref()
-                    .and_then(|r| serde_json::from_value(r.clone()).ok());
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok());
                 for conn in st.conns.values_mut() {
                     if conn.viewer.user_id.0 != raw.id || conn.closed {
                         continue;
@@ -493,9 +493,56 @@ impl Hub {
 }
 
 /// `raw` shaped for `viewer` as a `change` frame; `None` if they may not
-/// see it.
+/// see it. The same decision and fields as [`crate::api::sync::shape_change`] (the feed's),
+/// and the same frame as [`ServerFrame::Change`] writes, but the row goes
+/// from its stored text to the frame's text without a JSON map in
+/// between: sent as stored to staff who see all of it, else parsed into
+/// its record type and written back with only the fields the viewer may
+/// see. The fan-out shapes every change of every commit, on the chat
+/// writer's thread.
 fn change_frame(viewer: &Viewer, raw: &RawChange) -> Result<Option<Frame>> {
-    Ok(shape_change(viewer, raw)?.map(|change| Frame::of(&ServerFrame::Change { change })))
+    #[derive(serde::Serialize)]
+    struct ChangeFrame<'a> {
+        #[serde(rename = "type")]
+        frame: &'static str,
+        change: ChangeText<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct ChangeText<'a> {
+        seq: i64,
+        kind: Kind,
+        id: uuid::Uuid,
+        op: portico_model::wire::ChangeOp,
+        version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        row: Option<&'a serde_json::value::RawValue>,
+    }
+    let Some((op, row)) = crate::api::sync::shaped(viewer, raw, redact_text_json)? else {
+        return Ok(None);
+    };
+    let row = row
+        .map(serde_json::value::RawValue::from_string)
+        .transpose()
+        .map_err(|source| PortalError::Corrupt {
+            kind: raw.kind,
+            source,
+        })?;
+    let frame = ChangeFrame {
+        frame: "change",
+        change: ChangeText {
+            seq: raw.seq,
+            kind: raw.kind,
+            id: raw.id,
+            op,
+            version: raw.version,
+            row: row.as_deref(),
+        },
+    };
+    Ok(Some(Frame(
+        serde_json::to_string(&frame)
+            .expect("frames serialize")
+            .into(),
+    )))
 }
 
 /// Two viewers see the same rows and fields (the sync feed's scope key,
@@ -1004,4 +1051,80 @@ pub async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| session(st, viewer, name, socket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use portico_model::wire::ChangeOp;
+
+    use super::*;
+
+    /// The live frame is built from the row's text, not from the feed's
+    /// `Change`: for every viewer and every change it must say exactly what
+    /// the feed says (the same rows hidden, the same fields, removals).
+    #[test]
+    fn change_frames_say_what_the_feed_says_for_every_viewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("portal.db")).unwrap();
+        let at = "2026-11-15T12:00:00Z".parse().unwrap();
+        crate::seed::seed(&store, crate::seed::SeedSize::TINY, at).unwrap();
+        // Staff limited to one team's conversations, and a tombstone.
+        store
+            .write(store::Actor::SYSTEM, at, |w| {
+                let team: Team = store::query(w, "SELECT data FROM teams LIMIT 1", [])?.remove(0);
+                let mut csm: User = store::query(
+                    w,
+                    "SELECT data FROM users WHERE email = 'csm@portico.test'",
+                    [],
+                )?
+                .remove(0);
+                csm.conversation_access = ConversationAccess::Teams;
+                csm.team_ids = vec![team.id];
+                w.update(&mut csm)?;
+                let msg: Message =
+                    store::query(w, "SELECT data FROM messages LIMIT 1", [])?.remove(0);
+                w.delete(&msg)
+            })
+            .unwrap();
+        let (viewers, changes) = store
+            .read(|c| {
+                let users: Vec<User> = store::query(c, "SELECT data FROM users", [])?;
+                let viewers = users
+                    .iter()
+                    .filter(|u| u.status == UserStatus::Active)
+                    .map(|u| crate::auth::viewer_for_user(c, u))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((viewers, crate::api::sync::read_raw(c, 0, 1_000_000, None)?))
+            })
+            .unwrap();
+        assert!(
+            viewers
+                .iter()
+                .any(|v| v.is_staff() && v.access == ConversationAccess::Teams)
+                && viewers.iter().any(|v| !v.is_staff())
+                && changes.iter().any(|c| c.op == ChangeOp::Delete),
+            "the test covers team access, customers and tombstones"
+        );
+        let mut shown = 0;
+        for viewer in &viewers {
+            for raw in &changes {
+                let frame = change_frame(viewer, raw)
+                    .unwrap()
+                    .map(|Frame(text)| serde_json::from_str::<serde_json::Value>(&text).unwrap());
+                let feed = crate::api::sync::shape_change(viewer, raw)
+                    .unwrap()
+                    .map(|change| serde_json::to_value(ServerFrame::Change { change }).unwrap());
+                assert_eq!(
+                    frame, feed,
+                    "change {} ({:?}) for a {:?} with {:?} access",
+                    raw.seq, raw.kind, viewer.role, viewer.access
+                );
+                shown += usize::from(frame.is_some());
+            }
+        }
+        assert!(
+            shown > 0 && shown < viewers.len() * changes.len(),
+            "some changes are shown and some hidden"
+        );
+    }
 }

@@ -72,7 +72,10 @@ pub struct RawChange {
     pub id: Uuid,
     pub op: ChangeOp,
     pub version: u64,
-    pub row: Option<serde_json::Value>,
+    /// The record as stored (JSON text): each exit parses it straight into
+    /// its record type to redact it (or, for a viewer who sees all of it,
+    /// sends it as it is), so no generic JSON value is built in between.
+    pub row: Option<String>,
     pub account_id: Option<String>,
     /// For a message: its conversation's team and assignee as they are now
     /// (a message carries neither; staff with team access see a message
@@ -574,19 +577,24 @@ impl Writer<'_> {
         let Some(committed) = &mut self.committed else {
             return Ok(());
         };
+        /// The one field of a message row this needs (the rest is skipped).
+        #[derive(serde::Deserialize)]
+        struct InConversation {
+            conversation_id: String,
+        }
         for change in committed.iter_mut().filter(|c| c.kind == Kind::Message) {
             let Some(conv) = change
                 .row
-                .as_ref()
-                .and_then(|r| r.get("conversation_id"))
-                .and_then(|c| c.as_str())
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<InConversation>(r).ok())
+                .map(|m| m.conversation_id)
             else {
                 continue;
             };
             change.parent = self
                 .tx
                 .prepare_cached("SELECT team_id, assignee_id FROM conversations WHERE id = ?1")?
-                .query_row([conv], |r| Ok(parent_scope(r.get(0)?, r.get(1)?)))
+                .query_row([&conv], |r| Ok(parent_scope(r.get(0)?, r.get(1)?)))
                 .optional()?;
         }
         Ok(())
@@ -613,11 +621,6 @@ impl Writer<'_> {
         if let Some(committed) = &mut self.committed {
             // `seq` is the AUTOINCREMENT rowid just assigned.
             let seq = self.tx.last_insert_rowid();
-            let row = row
-                .map(|r| {
-                    serde_json::from_str(r).map_err(|source| PortalError::Corrupt { kind, source })
-                })
-                .transpose()?;
             committed.push(RawChange {
                 seq,
                 kind,
@@ -626,7 +629,7 @@ impl Writer<'_> {
                 })?,
                 op,
                 version,
-                row,
+                row: row.map(str::to_owned),
                 account_id: account.map(str::to_owned),
                 parent: None,
             });

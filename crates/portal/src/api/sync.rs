@@ -131,11 +131,6 @@ pub fn read_raw(
         let id: uuid::Uuid = id
             .parse()
             .map_err(|_| PortalError::Conflict(format!("change {seq} has a malformed id")))?;
-        let row = row
-            .map(|r| {
-                serde_json::from_str(&r).map_err(|source| PortalError::Corrupt { kind, source })
-            })
-            .transpose()?;
         let op = if op == "delete" {
             ChangeOp::Delete
         } else {
@@ -165,15 +160,30 @@ pub fn read_raw(
 /// as a removal (kind and id only), so a conversation moved to another team
 /// leaves their desktop rather than staying there stale.
 pub fn shape_change(viewer: &Viewer, raw: &RawChange) -> Result<Option<Change>> {
-    let (seq, kind, id, version) = (raw.seq, raw.kind, raw.id, raw.version);
-    let removal = Change {
-        seq,
-        kind,
-        id,
-        op: ChangeOp::Delete,
-        version,
-        row: None,
-    };
+    Ok(shaped(viewer, raw, redact_text)?.map(|(op, row)| Change {
+        seq: raw.seq,
+        kind: raw.kind,
+        id: raw.id,
+        op,
+        version: raw.version,
+        row,
+    }))
+}
+
+/// [`shape_change`]'s decision with the row shaped by `redact` (a map for
+/// the feed, JSON text for the live socket, see `live::change_frame`):
+/// `None` if `viewer` may not see the change, else the op they see (a
+/// removal has no row).
+pub fn shaped<T>(
+    viewer: &Viewer,
+    raw: &RawChange,
+    redact: impl FnOnce(
+        &Viewer,
+        Kind,
+        &str,
+    ) -> std::result::Result<Option<T>, portico_model::policy::CorruptRow>,
+) -> Result<Option<(ChangeOp, Option<T>)>> {
+    let kind = raw.kind;
     let team_access = viewer.is_staff() && viewer.access == ConversationAccess::Teams;
     if team_access && kind == Kind::Message && raw.op == ChangeOp::Upsert {
         let (team, assignee) = raw.parent.unwrap_or((None, None));
@@ -183,27 +193,20 @@ pub fn shape_change(viewer: &Viewer, raw: &RawChange) -> Result<Option<Change>> 
     }
     match (&raw.op, &raw.row) {
         (ChangeOp::Upsert, Some(row)) => {
-            let shaped = redact_row(viewer, kind, row).map_err(|e| PortalError::Corrupt {
+            let shaped = redact(viewer, kind, row).map_err(|e| PortalError::Corrupt {
                 kind,
                 source: e.source,
             })?;
             if shaped.is_none() && team_access && kind == Kind::Conversation {
-                return Ok(Some(removal));
+                return Ok(Some((ChangeOp::Delete, None)));
             }
-            Ok(shaped.map(|row| Change {
-                seq,
-                kind,
-                id,
-                op: ChangeOp::Upsert,
-                version,
-                row: Some(row),
-            }))
+            Ok(shaped.map(|row| (ChangeOp::Upsert, Some(row))))
         }
         _ => {
             let own = viewer
                 .account_id
                 .is_some_and(|a| raw.account_id.as_deref() == Some(a.to_string().as_str()));
-            Ok((viewer.is_staff() || own).then_some(removal))
+            Ok((viewer.is_staff() || own).then_some((ChangeOp::Delete, None)))
         }
     }
 }
