@@ -39,6 +39,18 @@ fn arg(name: &str) -> Option<String> {
         .cloned()
 }
 
+/// Writes every dirty page of the machine to disk before a timed step, so
+/// that no step pays for the write-back of the one before it (the engine's
+/// load leaves about a gigabyte of log and database pages behind it, and
+/// the floor's commits would otherwise sync behind them).
+fn settle() {
+    let status = std::process::Command::new("sync").status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "`sync` must run: without it the timed steps share write-back"
+    );
+}
+
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let server_db = arg("--db")
@@ -203,6 +215,7 @@ fn main() {
         config.bootstrap_page = page;
         config.timeout = std::time::Duration::from_secs(120);
         let engine = portico_inbox::Engine::open_with(&local, config).unwrap();
+        settle();
         let started = Instant::now();
         let report = engine.sync_now().await.unwrap();
         let total_secs = started.elapsed().as_secs_f64();
@@ -235,6 +248,7 @@ fn main() {
                  data TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;",
             )
             .unwrap();
+        settle();
         let t0 = Instant::now();
         for chunk in rows.chunks(page) {
             let tx = floor_conn.transaction().unwrap();
@@ -276,6 +290,7 @@ fn main() {
                  PRIMARY KEY (kind, id)) WITHOUT ROWID;",
             )
             .unwrap();
+        settle();
         let t0 = Instant::now();
         for (chunk, cols) in rows.chunks(page).zip(columns.chunks(page)) {
             let tx = shaped_conn.transaction().unwrap();

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/inbox/0004_sla_mentions.sql"),
     include_str!("../../../migrations/inbox/0005_plain_fields.sql"),
     include_str!("../../../migrations/inbox/0006_account_index_without_messages.sql"),
+    include_str!("../../../migrations/inbox/0007_inbox_source.sql"),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` after

@@ -1883,7 +1883,7 @@ fn a_version_4_store_with_records_upgrades_in_place() {
     let mut mirror = Mirror::open(&path).unwrap();
     let c = rusqlite::Connection::open(&path).unwrap();
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("PRAGMA user_version"), 6, "migrated to version 6");
+    assert_eq!(count("PRAGMA user_version"), 7, "migrated to version 7");
     assert_eq!(
         count("SELECT count(*) FROM records"),
         7,

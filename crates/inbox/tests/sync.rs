@@ -846,6 +846,27 @@ async fn a_bootstrap_interrupted_by_a_crash_resumes_without_loss_or_duplicates()
         count("SELECT count(*) FROM records WHERE kind = 'conversation'"),
         "every conversation has its list row"
     );
+    // The bootstrap fills the list in one pass over `inbox_source`; the
+    // trigger that keeps a row on every later change reads the same view.
+    let list = || -> Vec<Vec<rusqlite::types::Value>> {
+        let mut stmt = c.prepare("SELECT * FROM inbox ORDER BY id").unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let loaded = list();
+    c.execute_batch(
+        "DELETE FROM inbox;
+         INSERT INTO inbox_refresh (id) SELECT id FROM records WHERE kind = 'conversation';",
+    )
+    .unwrap();
+    assert_eq!(
+        list(),
+        loaded,
+        "the list rows of the bootstrap are those the per-conversation trigger writes"
+    );
     assert_eq!(count("SELECT live FROM search_state"), 1, "search is live");
     assert_eq!(
         count("SELECT count(*) FROM search_docs"),
