@@ -199,14 +199,6 @@ impl From<&portico_model::Viewer> for Actor {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
-    ///
-    /// `journal_size_limit = 0`: when the WAL starts over after a complete
-    /// checkpoint, the first commit truncates it, so WAL writes always
-    /// append. Overwriting the old WAL in place made the chat writer read
-    /// pages back from disk inside `pwrite` (WAL frames are 4,120 bytes,
-    /// so nearly every frame write is a partial page write, and some of a
-    /// long-lived WAL's pages were no longer cached): millisecond stalls
-    /// in the live chat's tail (docs/benchmarks.md, "Live hub").
     pub fn open(path: &Path) -> Result<Store> {
         let writer = Connection::open(path)?;
         writer.execute_batch(
@@ -214,8 +206,7 @@ impl Store {
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;
-             PRAGMA wal_autocheckpoint = 0;
-             PRAGMA journal_size_limit = 0;",
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&writer)?;
