@@ -117,6 +117,18 @@ async fn concurrent_writes_get_distinct_ordered_seqs() {
     srv.stop().await;
 }
 
+/// Work that changes conversation `id` and then fails: nothing it wrote
+/// may stay, and its error must come back as its own answer.
+fn fails_after_writing<T: 'static>(id: ConversationId) -> portico_portal::store::Work<T> {
+    use portico_portal::error::PortalError;
+    Box::new(move |w| {
+        let mut c: Conversation = portico_portal::store::require(w, id.0)?;
+        c.tags.push("must-not-stay".into());
+        w.update(&mut c)?;
+        Err(PortalError::Conflict("injected failure".into()))
+    })
+}
+
 /// Group commit (the chat writer): each piece of work runs in a savepoint
 /// of one transaction, so one that fails leaves nothing behind and gets its
 /// own error while the others commit, with gapless change-log rows in the
@@ -137,13 +149,7 @@ async fn a_failing_piece_of_a_group_commit_fails_alone() {
             Ok(id)
         })
     };
-    let failing: Work<ConversationId> = Box::new(move |w| {
-        // Writes first, then fails: its write must not survive.
-        let mut c: Conversation = store::require(w, a.id.0)?;
-        c.tags.push("must-not-stay".into());
-        w.update(&mut c)?;
-        Err(PortalError::Conflict("injected failure".into()))
-    });
+    let failing = fails_after_writing(a.id);
     let answers = srv
         .state
         .store
@@ -216,12 +222,7 @@ async fn a_failing_batch_of_one_leaves_nothing_and_gets_its_own_error() {
     let srv = TestServer::start().await;
     let a = srv.records::<Conversation>("1 = 1").remove(0);
     let before = srv.max_seq();
-    let failing: Work<()> = Box::new(move |w| {
-        let mut c: Conversation = store::require(w, a.id.0)?;
-        c.tags.push("must-not-stay".into());
-        w.update(&mut c)?;
-        Err(PortalError::Conflict("injected failure".into()))
-    });
+    let failing: Work<()> = fails_after_writing(a.id);
     let answers = srv
         .state
         .store
