@@ -500,19 +500,28 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Turns the writer's automatic checkpoint off and starts the thread;
-    /// `None` for a store without a file (in memory, no log).
-    fn start(writer: &Connection) -> Result<Option<Checkpointer>> {
+    /// Turns the writer's automatic checkpoint off and starts the thread,
+    /// whose handle goes to `copying` (waited for before the store's file
+    /// is replaced: the thread's connection must not outlive it); `None`
+    /// for a store without a file (in memory, no log).
+    fn start(
+        writer: &Connection,
+        copying: &mut Option<std::thread::JoinHandle<()>>,
+    ) -> Result<Option<Checkpointer>> {
         let Some(path) = writer.path().filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
+        // One thread at a time on the file.
+        if let Some(earlier) = copying.take() {
+            let _ = earlier.join();
+        }
         let conn = Connection::open(path)?;
         // One wake-up waiting is enough: a checkpoint copies everything
         // committed before it starts.
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         let frames = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let seen = frames.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("bootstrap-checkpoint".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
@@ -526,6 +535,7 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| EngineError::Local(format!("cannot start the checkpoint thread: {e}")))?;
+        *copying = Some(thread);
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(Some(Checkpointer {
             wake,
@@ -779,7 +789,8 @@ async fn load_all(inner: &Arc<Inner>) -> Result<BootstrapReport> {
     let started = std::time::Instant::now();
     let (state, checkpointer) = {
         let mut db = inner.db();
-        let checkpointer = Checkpointer::start(db.mirror.conn())?;
+        let db = &mut *db;
+        let checkpointer = Checkpointer::start(db.mirror.conn(), &mut db.copying)?;
         let tx = db.mirror.conn_mut().transaction()?;
         search::suspend_indexing_in(&tx)?;
         suspend_derived(&tx)?;
@@ -823,8 +834,8 @@ async fn load_all(inner: &Arc<Inner>) -> Result<BootstrapReport> {
         tx.commit()?;
     }
     // The new indexes are copied beside the search index build that comes
-    // next, instead of in this commit.
-    if let Some(c) = &written.checkpointer {
+    // next, instead of in this commit; then the thread ends.
+    if let Some(c) = written.checkpointer {
         c.wake();
     }
     report.snapshot = snapshot;
@@ -1237,7 +1248,8 @@ mod tests {
         let mut conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB NOT NULL);")
             .unwrap();
-        let mut checkpointer = Checkpointer::start(&conn)
+        let mut copying = None;
+        let mut checkpointer = Checkpointer::start(&conn, &mut copying)
             .unwrap()
             .expect("a store in a file has a log to copy");
         let automatic: i64 = conn
@@ -1265,6 +1277,10 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 4_000, "every committed row is there");
         drop(checkpointer);
+        copying
+            .expect("the thread's handle is kept")
+            .join()
+            .expect("the thread ends once the writer lets it go");
         drop(conn);
         let reopened = Connection::open(&path).unwrap();
         let rows: i64 = reopened

@@ -441,6 +441,10 @@ pub(crate) fn check_protocol(server: u32) -> Result<()> {
 pub(crate) struct Db {
     pub mirror: Mirror,
     pub path: PathBuf,
+    /// A bootstrap's checkpoint thread finishing its last copy into the
+    /// file at `path` (see `bootstrap::Checkpointer`): waited for before the
+    /// store is replaced, as its connection must not outlive the file.
+    pub copying: Option<std::thread::JoinHandle<()>>,
 }
 
 pub(crate) struct Inner {
@@ -593,7 +597,11 @@ impl Engine {
             .map_err(|e| EngineError::Local(format!("cannot start the HTTP client: {e}")))?;
         let (events, _) = broadcast::channel(1024);
         let inner = Inner {
-            db: Mutex::new(Db { mirror, path }),
+            db: Mutex::new(Db {
+                mirror,
+                path,
+                copying: None,
+            }),
             sync: tokio::sync::Mutex::new(()),
             api: Api {
                 http,
@@ -1132,7 +1140,12 @@ impl Engine {
         let info = {
             let mut db = self.inner.db();
             let saved = outbox::save(db.mirror.conn());
-            // Close the old connection before its file is replaced.
+            // Close the old connections before their file is replaced: a
+            // connection closing after that would delete the new store's
+            // write-ahead log (SQLite removes `-wal` by name).
+            if let Some(copying) = db.copying.take() {
+                let _ = copying.join();
+            }
             let old = std::mem::replace(&mut db.mirror, Mirror::open_in_memory()?);
             drop(old);
             let path = db.path.clone();
