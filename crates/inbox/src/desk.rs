@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use portico_model::live::{ClientFrame, ServerFrame, Viewer};
 use portico_model::{
-    AccountId, ArticleId, ConversationId, ConversationStatus, DraftId, Kind, MessageId, Priority,
-    SavedReplyId, User, UserId,
+    AccountId, ArticleId, ConversationId, ConversationStatus, DraftId, Kind, Message, MessageId,
+    Priority, SavedReplyId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -307,6 +307,15 @@ pub enum DeskEvent {
         conversation_id: ConversationId,
         name: String,
         typing: bool,
+    },
+    /// A chat message as it arrives, before it is stored: shown as
+    /// arriving until its record syncs (see the live `message` frame).
+    Arriving { message: Box<Message> },
+    /// An arriving message was refused and will not be stored: take it off
+    /// the screen.
+    Withdrawn {
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// A notification was raised (also shown in the app).
     Notice { notice: Notice },
@@ -1113,6 +1122,16 @@ impl Desk {
                         conversation_id,
                         name,
                         typing,
+                    }),
+                    Ok(LiveEvent::Signal(ServerFrame::Message { message })) => {
+                        desk.emit(DeskEvent::Arriving { message })
+                    }
+                    Ok(LiveEvent::Signal(ServerFrame::Withdrawn {
+                        conversation_id,
+                        message_id,
+                    })) => desk.emit(DeskEvent::Withdrawn {
+                        conversation_id,
+                        message_id,
                     }),
                     Ok(LiveEvent::Signal(_)) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => kick.notify_one(),

@@ -1339,3 +1339,94 @@ async fn an_attachment_is_saved_into_the_downloads_folder() {
         .count();
     assert_eq!(files_now, 2, "refusals write nothing");
 }
+
+/// A customer writing in the chat page: the agent's desk is shown the
+/// message as it arrives (before its record syncs), then has the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_chat_message_reaches_the_agents_desk_as_it_arrives() {
+    use futures_util::SinkExt;
+    use portico_model::live::ClientFrame;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let srv = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = signed_in_desk_as(&srv, dir.path(), "agent@portico.test", false).await;
+    live(&agent).await;
+    let mut events = agent.subscribe();
+    let conv: Conversation = srv
+        .state
+        .store
+        .read(|c| {
+            portico_portal::store::query(
+                c,
+                "SELECT data FROM conversations WHERE data ->> '$.channel' = 'chat' LIMIT 1",
+                [],
+            )
+        })
+        .unwrap()
+        .remove(0);
+    let customer = srv
+        .state
+        .store
+        .read(|c| portico_portal::store::require::<portico_model::User>(c, conv.requester_id.0))
+        .unwrap();
+    let login = reqwest::Client::new()
+        .post(format!("{}/v1/auth/login", srv.base))
+        .json(&serde_json::json!({"email": customer.email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    // The session token, from the session cookie the sign-in sets.
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let token = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .unwrap()
+        .1;
+    let mut req = format!("{}/v1/live", srv.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let message_id = MessageId(uuid::Uuid::now_v7());
+    for frame in [
+        ClientFrame::Subscribe {
+            conversation_id: conv.id,
+        },
+        ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id,
+            body: "Is the export fixed?".into(),
+            after_message_id: None,
+            force: false,
+        },
+    ] {
+        ws.send(Ws::Text(serde_json::to_string(&frame).unwrap().into()))
+            .await
+            .unwrap();
+    }
+    let shown = event(&mut events, "the message as it arrives", |e| match e {
+        DeskEvent::Arriving { message } if message.id == message_id => {
+            Some(message.as_ref().clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (shown.conversation_id, shown.body.as_str(), shown.author_id),
+        (conv.id, "Is the export fixed?", Some(customer.id)),
+        "the desk is shown who wrote what, where"
+    );
+    until("the message's record reaches the desk", || async {
+        let open: Value = call(&agent, Command::Open { id: conv.id }).await;
+        open["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["data"]["id"] == message_id.to_string())
+    })
+    .await;
+}

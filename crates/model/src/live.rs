@@ -7,10 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConversationId, MessageId, UserId};
+use crate::records::Message;
 use crate::wire::Change;
 
-/// Live protocol version, sent in `hello`.
-pub const LIVE_PROTOCOL: u32 = 1;
+/// Live protocol version, sent in `hello`. Version 2 added `message` and
+/// `withdrawn`.
+pub const LIVE_PROTOCOL: u32 = 2;
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -103,6 +105,21 @@ pub enum ServerFrame {
         protocol: u32,
         user_id: UserId,
         seq: i64,
+    },
+    /// A chat message as it arrives, before it is stored, so the people in
+    /// the conversation read it at once: show it as sending. Its `change`
+    /// (same id) follows once it is committed, or `withdrawn` if it could
+    /// not be stored. A `message` whose id is already shown (a resend) is
+    /// ignored. Offered to staff who see every conversation and to the
+    /// conversation's other subscribers, redacted like the stored message.
+    Message {
+        message: Box<Message>,
+    },
+    /// The `message` with this id was refused (the sender got an `error`):
+    /// take it off the screen.
+    Withdrawn {
+        conversation_id: ConversationId,
+        message_id: MessageId,
     },
     /// A committed change, redacted for this viewer.
     Change {

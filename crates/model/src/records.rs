@@ -745,7 +745,9 @@ record! {
         Customer author_id: Option<UserId>,
         Customer author_name: String,
         Customer body: String,
-        /// Staff mentioned in an internal note.
+        /// Staff mentioned in an internal note. Defaulted so the row as a
+        /// customer gets it (without staff fields) still parses.
+        #[serde(default)]
         Staff mentions: Vec<UserId>,
         /// The email this message came in as or went out as (email channel).
         #[serde(default)]

@@ -28,9 +28,12 @@
 //! work it defers past a hub turn (AI drafts, written once the customers
 //! pause) loads no measurement; its CPU time per turn is printed. Latency is the time from `send` to: the echo
 //! arriving back (echo), the frame reaching the agent socket (relay), the
-//! agent socket receiving the message's change (hub: validated, stored
-//! durably with its change-log row, redacted, fanned out), and the sender
-//! receiving its `ack` (hub: the durable write alone).
+//! agent socket receiving the message as it arrives (hub: the `message`
+//! frame, checked and shaped for the agent, offered before the write), the
+//! agent socket receiving the message's change (hub, stored: validated,
+//! stored durably with its change-log row, redacted, fanned out), and the
+//! sender receiving its `ack` (hub: the durable write alone). Each customer
+//! subscribes to its chat, as the chat page does.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
@@ -253,6 +256,7 @@ enum Path {
     Echo,
     Relay,
     Hub,
+    HubStored,
     HubAck,
 }
 
@@ -261,7 +265,10 @@ impl Path {
         match self {
             Path::Echo => "floor: bare WebSocket echo round trip",
             Path::Relay => "bare WebSocket relay customer → agent (no storage)",
-            Path::Hub => "customer → agent over portal-core (stored, fanned out)",
+            Path::Hub => "customer → agent over portal-core (shown as it arrives)",
+            Path::HubStored => {
+                "customer → agent's copy of the stored change (committed, fanned out)"
+            }
             Path::HubAck => "customer send → ack over portal-core (durable write)",
         }
     }
@@ -653,7 +660,13 @@ async fn run() {
             .await
             .unwrap();
         let conv: ConversationId = conv["id"].as_str().unwrap().parse().unwrap();
-        let (sink, stream) = live(&server.base, &token).await.split();
+        let (mut sink, stream) = live(&server.base, &token).await.split();
+        let subscribe = ClientFrame::Subscribe {
+            conversation_id: conv,
+        };
+        sink.send(Ws::Text(serde_json::to_string(&subscribe).unwrap().into()))
+            .await
+            .unwrap();
         readers.push(read_all(stream, rec.clone(), Side::Customer, pick_ack));
         hub_sinks.push((sink, conv));
         let (sink, stream) = open(&format!("{}/echo", floor.base), None).await.split();
@@ -674,8 +687,9 @@ async fn run() {
         rec.clone(),
         Side::Agent,
         |t| match serde_json::from_str::<ServerFrame>(t) {
+            Ok(ServerFrame::Message { message }) => Some((Path::Hub, message.id.0)),
             Ok(ServerFrame::Change { change }) if change.kind == portico_model::Kind::Message => {
-                Some((Path::Hub, change.id))
+                Some((Path::HubStored, change.id))
             }
             _ => None,
         },
@@ -787,7 +801,11 @@ async fn run() {
         .unwrap_or(-1);
     let arrived = rec.arrived.lock().unwrap().clone();
     let lost = |path: Path| {
-        sent_by_path.get(&path).map_or(0, |ids| {
+        let sent_on = match path {
+            Path::HubStored | Path::HubAck => Path::Hub,
+            p => p,
+        };
+        sent_by_path.get(&sent_on).map_or(0, |ids| {
             ids.iter()
                 .filter(|id| !arrived.contains(&(path, **id)))
                 .count()
@@ -883,7 +901,13 @@ async fn run() {
     );
     println!("| path | round | messages | lost | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
-    let paths = [Path::Echo, Path::Relay, Path::Hub, Path::HubAck];
+    let paths = [
+        Path::Echo,
+        Path::Relay,
+        Path::Hub,
+        Path::HubStored,
+        Path::HubAck,
+    ];
     for round in 0..rounds {
         for path in paths {
             let mut v = rec
@@ -905,10 +929,7 @@ async fn run() {
     for path in paths {
         let mut v = rec.all(path);
         let s = stats(&mut v);
-        let lost = match path {
-            Path::HubAck => lost(Path::Hub),
-            p => lost(p),
-        };
+        let lost = lost(path);
         println!(
             "| **{}** | all | {} | {lost} | {:.2} | {:.2} | {:.2} |",
             path.label(),

@@ -70,6 +70,17 @@ function connect() {
         // Their message arrived: they are no longer typing it.
         if (row.author_id !== me.user.id) $("typing").textContent = "";
       }
+    } else if (frame.type === "message") {
+      // A message as it arrives, before it is stored: shown as sending until
+      // its change comes (or taken back if it is withdrawn).
+      const m = frame.message;
+      if (m.conversation_id === conversation && !shown.has(m.id)) {
+        show(m.id, m.author_name || "Support", m.body, m.kind === "agent", true);
+        if (m.author_id !== me.user.id) $("typing").textContent = "";
+      }
+    } else if (frame.type === "withdrawn") {
+      const el = document.querySelector(`[data-id="${frame.message_id}"]`);
+      if (el && !shown.has(frame.message_id)) el.remove();
     } else if (frame.type === "typing") {
       $("typing").textContent = frame.typing ? `${frame.name} is typing…` : "";
     } else if (frame.type === "error") {

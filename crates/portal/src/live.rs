@@ -11,7 +11,10 @@
 //! Chat messages sent over the socket go through the same write path as
 //! `POST /messages` (client-minted ids: a resend never duplicates), on the
 //! chat writer thread in group commits ([`crate::group_commit`]), and are
-//! acknowledged only once committed.
+//! acknowledged only once committed. So that the people in a conversation
+//! read a message as it is typed rather than once a commit is done, the
+//! hub also offers it as it arrives ([`ServerFrame::Message`], shown as
+//! sending until its change arrives, or `withdrawn` if it is refused).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -74,7 +77,9 @@ struct Conn {
     close: watch::Sender<CloseReason>,
     /// Closed by the hub (scope changed): offered nothing more.
     closed: bool,
-    subscriptions: HashSet<ConversationId>,
+    /// Conversations this client subscribed to (their visibility checked
+    /// then), with each one's account.
+    subscriptions: HashMap<ConversationId, AccountId>,
 }
 
 #[derive(Default)]
@@ -87,6 +92,10 @@ struct State {
     customers: HashMap<Option<AccountId>, HashSet<u64>>,
     /// Who is viewing each conversation, by connection.
     presence: HashMap<ConversationId, HashMap<u64, live::Viewer>>,
+    /// The connections subscribed to each conversation (the index of
+    /// [`Conn::subscriptions`]), so a conversation's signals reach its
+    /// subscribers without a scan of every socket.
+    subscribers: HashMap<ConversationId, HashSet<u64>>,
     /// Connections whose user or account changed in a way that may change
     /// what they see; the sweeper checks them against the store.
     recheck: HashSet<u64>,
@@ -165,7 +174,7 @@ impl Hub {
             progress: progress.clone(),
             close,
             closed: false,
-            subscriptions: HashSet::new(),
+            subscriptions: HashMap::new(),
         };
         st.conns.insert(id, conn);
         (id, progress)
@@ -193,6 +202,9 @@ impl Hub {
             let mut st = self.state.lock().unwrap();
             if let Some(conn) = st.conns.remove(&id) {
                 st.staff.remove(&id);
+                for conv in conn.subscriptions.keys() {
+                    Self::unsubscribe(&mut st, id, *conv);
+                }
                 let account = conn.viewer.account_id;
                 if let Some(ids) = st.customers.get_mut(&account) {
                     ids.remove(&id);
@@ -212,6 +224,49 @@ impl Hub {
         for conv in left {
             self.broadcast_presence(conv);
         }
+    }
+
+    fn subscribe(st: &mut State, id: u64, conv: ConversationId, account: AccountId) {
+        if let Some(c) = st.conns.get_mut(&id) {
+            c.subscriptions.insert(conv, account);
+            st.subscribers.entry(conv).or_default().insert(id);
+        }
+    }
+
+    fn unsubscribe(st: &mut State, id: u64, conv: ConversationId) {
+        if let Some(c) = st.conns.get_mut(&id) {
+            c.subscriptions.remove(&conv);
+        }
+        if let Some(ids) = st.subscribers.get_mut(&conv) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                st.subscribers.remove(&conv);
+            }
+        }
+    }
+
+    /// The connections that see a conversation now, but `except`: staff
+    /// who see every conversation, and its subscribers (each checked when
+    /// it subscribed). With whether each sees every conversation.
+    fn in_conversation(st: &State, conv: ConversationId, except: u64) -> Vec<(u64, bool)> {
+        let sees_all = |c: &Conn| {
+            c.viewer.is_staff() && c.viewer.access == portico_model::ConversationAccess::All
+        };
+        let mut out: Vec<(u64, bool)> = st
+            .staff
+            .iter()
+            .filter(|id| st.conns.get(id).is_some_and(sees_all))
+            .map(|id| (*id, true))
+            .collect();
+        for id in st.subscribers.get(&conv).into_iter().flatten() {
+            if let Some(c) = st.conns.get(id)
+                && !sees_all(c)
+            {
+                out.push((*id, false));
+            }
+        }
+        out.retain(|(id, _)| *id != except);
+        out
     }
 
     /// Tells lagging clients to pull, as soon as their queue has room: a
@@ -453,6 +508,91 @@ impl Hub {
     }
 
     /// Sends `frame` to the other subscribers of `conv` that pass `to`.
+    /// Offers a chat message as it arrives, before it is stored
+    /// ([`ServerFrame::Message`]), to every other connection that sees the
+    /// conversation now: staff who see every conversation, and the
+    /// conversation's subscribers. Only a sender subscribed to the
+    /// conversation is announced (its visibility was checked then, and the
+    /// subscription knows the account the message will belong to); the
+    /// message is shaped for each recipient by the same rule as its stored
+    /// row. Returns whether it was announced, so a refusal can withdraw it.
+    fn announce(
+        &self,
+        from: u64,
+        author: &Viewer,
+        name: &str,
+        send: &Sending,
+        at: jiff::Timestamp,
+    ) -> bool {
+        let st = self.state.lock().unwrap();
+        let Some(&account_id) = st
+            .conns
+            .get(&from)
+            .and_then(|c| c.subscriptions.get(&send.conversation_id))
+        else {
+            return false;
+        };
+        let message = Message {
+            id: send.message_id,
+            conversation_id: send.conversation_id,
+            account_id,
+            kind: if author.is_staff() {
+                MessageKind::Agent
+            } else {
+                MessageKind::Customer
+            },
+            author_id: Some(author.user_id),
+            author_name: name.to_owned(),
+            body: send.body.clone(),
+            mentions: vec![],
+            email: None,
+            delivery: None,
+            version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        // Refused before it is stored anyway (empty, too long): not shown.
+        if message.validate().is_err() {
+            return false;
+        }
+        let text = serde_json::to_string(&message).expect("messages serialize");
+        let mut for_all: Option<Option<Frame>> = None;
+        for (id, sees_all) in Self::in_conversation(&st, send.conversation_id, from) {
+            let Some(conn) = st.conns.get(&id).filter(|c| !c.closed) else {
+                continue;
+            };
+            let framed = match (&for_all, sees_all) {
+                (Some(f), true) => Ok(f.clone()),
+                (None, true) => {
+                    message_frame(&conn.viewer, &text).inspect(|f| for_all = Some(f.clone()))
+                }
+                (_, false) => message_frame(&conn.viewer, &text),
+            };
+            match framed {
+                Ok(Some(frame)) => Self::offer(conn, frame),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot shape an arriving message"),
+            }
+        }
+        true
+    }
+
+    /// Takes back an announced message that was refused: the same
+    /// recipients as [`Hub::announce`] (one who arrived since is told of a
+    /// message it never saw, which it ignores).
+    fn withdraw(&self, from: u64, conversation_id: ConversationId, message_id: MessageId) {
+        let frame = Frame::of(&ServerFrame::Withdrawn {
+            conversation_id,
+            message_id,
+        });
+        let st = self.state.lock().unwrap();
+        for (id, _) in Self::in_conversation(&st, conversation_id, from) {
+            if let Some(conn) = st.conns.get(&id) {
+                Self::offer(conn, frame.clone());
+            }
+        }
+    }
+
     fn to_subscribers(
         &self,
         conv: ConversationId,
@@ -462,8 +602,11 @@ impl Hub {
     ) {
         let frame = Frame::of(&frame);
         let st = self.state.lock().unwrap();
-        for (id, conn) in &st.conns {
-            if *id != except && conn.subscriptions.contains(&conv) && to(conn) {
+        for id in st.subscribers.get(&conv).into_iter().flatten() {
+            if let Some(conn) = st.conns.get(id)
+                && *id != except
+                && to(conn)
+            {
                 Self::offer(conn, frame.clone());
             }
         }
@@ -473,8 +616,11 @@ impl Hub {
     fn broadcast_presence(&self, conv: ConversationId) {
         let st = self.state.lock().unwrap();
         let viewers = st.presence.get(&conv).cloned().unwrap_or_default();
-        for (id, conn) in &st.conns {
-            if conn.subscriptions.contains(&conv) && conn.viewer.is_staff() {
+        for id in st.subscribers.get(&conv).into_iter().flatten() {
+            let Some(conn) = st.conns.get(id) else {
+                continue;
+            };
+            if conn.viewer.is_staff() {
                 let others = viewers
                     .iter()
                     .filter(|(v, _)| *v != id)
@@ -543,6 +689,31 @@ fn change_frame(viewer: &Viewer, raw: &RawChange) -> Result<Option<Frame>> {
             .expect("frames serialize")
             .into(),
     )))
+}
+
+/// An arriving message (its record as stored text) shaped for `viewer` as a
+/// `message` frame; `None` if they may not see it. The stored row's rule
+/// ([`redact_text_json`]) decides, so the frame holds what the change
+/// will.
+fn message_frame(viewer: &Viewer, message: &str) -> Result<Option<Frame>> {
+    let Some(shaped) =
+        redact_text_json(viewer, Kind::Message, message).map_err(|e| PortalError::Corrupt {
+            kind: Kind::Message,
+            source: e.source,
+        })?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Frame(
+        format!(r#"{{"type":"message","message":{shaped}}}"#).into(),
+    )))
+}
+
+/// What a `send` frame asks for, as [`Hub::announce`] needs it.
+struct Sending {
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    body: String,
 }
 
 /// Two viewers see the same rows and fields (the sync feed's scope key,
@@ -812,7 +983,7 @@ async fn visible_conversation(
 fn subscribed(st: &AppState, id: u64, conv: ConversationId) -> Result<()> {
     let s = st.live.state.lock().unwrap();
     match s.conns.get(&id) {
-        Some(c) if c.subscriptions.contains(&conv) => Ok(()),
+        Some(c) if c.subscriptions.contains_key(&conv) => Ok(()),
         _ => Err(PortalError::Forbidden(
             "subscribe to the conversation first",
         )),
@@ -833,17 +1004,18 @@ async fn handle(
             let _ = tx.send(Frame::of(&ServerFrame::Pong)).await;
         }
         ClientFrame::Subscribe { conversation_id } => {
-            visible_conversation(st, viewer, conversation_id).await?;
-            if let Some(c) = hub.state.lock().unwrap().conns.get_mut(&id) {
-                c.subscriptions.insert(conversation_id);
-            }
+            let conv = visible_conversation(st, viewer, conversation_id).await?;
+            Hub::subscribe(
+                &mut hub.state.lock().unwrap(),
+                id,
+                conversation_id,
+                conv.account_id,
+            );
             hub.broadcast_presence(conversation_id);
         }
         ClientFrame::Unsubscribe { conversation_id } => {
             let mut s = hub.state.lock().unwrap();
-            if let Some(c) = s.conns.get_mut(&id) {
-                c.subscriptions.remove(&conversation_id);
-            }
+            Hub::unsubscribe(&mut s, id, conversation_id);
             if let Some(p) = s.presence.get_mut(&conversation_id) {
                 p.remove(&id);
             }
@@ -943,9 +1115,16 @@ async fn handle(
             after_message_id,
             force,
         } => {
+            let sending = Sending {
+                conversation_id,
+                message_id,
+                body,
+            };
+            let announced = hub.announce(id, viewer, name, &sending, st.clock.now());
+            let Sending { body, .. } = sending;
             let v = viewer.clone();
-            // Group-committed with whatever else is waiting; answered (and
-            // fanned out) only once committed.
+            // Group-committed with whatever else is waiting; acknowledged
+            // (and fanned out) only once committed.
             let result = st
                 .chat
                 .write(
@@ -971,6 +1150,9 @@ async fn handle(
                     let _ = tx.send(Frame::of(&ServerFrame::Ack { message_id })).await;
                 }
                 Err(e) => {
+                    if announced {
+                        hub.withdraw(id, conversation_id, message_id);
+                    }
                     let _ = tx
                         .send(Frame::of(&ServerFrame::Error {
                             code: e.code().into(),

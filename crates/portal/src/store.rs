@@ -201,12 +201,16 @@ impl Store {
     /// schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let writer = Connection::open(path)?;
+        // `temp_store = MEMORY`: a savepoint's sub-journal (the original of
+        // each page it changes) stays in memory instead of a temporary
+        // file created and deleted per group commit of several messages.
         writer.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = 0;
+             PRAGMA temp_store = MEMORY;",
         )?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&writer)?;

@@ -241,6 +241,7 @@ async fn a_dropped_client_resumes_without_loss_or_duplicates() {
 async fn a_customer_cannot_reach_another_account() {
     let srv = TestServer::start().await;
     let mut ws = connect(&srv, &token(&srv, "admin@acme.test").await).await;
+    let mut staff = connect(&srv, &token(&srv, "agent@portico.test").await).await;
     let other = srv
         .records::<Conversation>(&format!("account_id = '{}'", srv.other_account().id))
         .remove(0);
@@ -283,6 +284,11 @@ async fn a_customer_cannot_reach_another_account() {
         f => panic!("expected an error, got {f:?}"),
     }
     assert_eq!(srv.fingerprint(), fp, "nothing was written");
+    let frames = until_pong(&mut staff).await;
+    assert!(
+        arriving(&frames).is_empty(),
+        "a message into another account's conversation is not shown to staff either: {frames:?}"
+    );
 
     // Staff write into the other account: nothing of it reaches this customer.
     let agent = srv.client_as("agent@portico.test").await;
@@ -1024,4 +1030,223 @@ async fn concurrent_chat_sends_fan_out_in_seq_order_and_a_bad_line_fails_alone()
         "every acked line is stored"
     );
     srv.stop().await;
+}
+
+/// The `message` frames of `frames` (a chat message as it arrives, before
+/// it is stored).
+fn arriving(frames: &[ServerFrame]) -> Vec<&Message> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Message { message } => Some(message.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_message_is_shown_as_it_arrives_and_withdrawn_if_refused() {
+    let srv = TestServer::start().await;
+    let conv = acme_conversation(&srv);
+    let mut customer = connect(&srv, &token(&srv, "admin@acme.test").await).await;
+    // Same account, not subscribed: sees the stored change only.
+    let mut colleague = connect(&srv, &token(&srv, "member@acme.test").await).await;
+    let mut agent = connect(&srv, &token(&srv, "agent@portico.test").await).await;
+    let mut lead = connect(&srv, &token(&srv, "lead@portico.test").await).await;
+
+    // Not subscribed yet: the message is stored and fanned out, but not
+    // offered as it arrives (the hub has not checked this client may see
+    // the conversation).
+    let early = MessageId(Uuid::now_v7());
+    send(
+        &mut customer,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: early,
+            body: "before subscribing".into(),
+            after_message_id: None,
+            force: false,
+        },
+    )
+    .await;
+    until_pong(&mut customer).await;
+    let frames = until_pong(&mut agent).await;
+    assert!(
+        arriving(&frames).is_empty(),
+        "an unsubscribed sender is not announced: {frames:?}"
+    );
+    assert_eq!(message_ids(&frames, conv.id), vec![early.0], "but stored");
+
+    for ws in [&mut customer, &mut lead] {
+        send(
+            ws,
+            &ClientFrame::Subscribe {
+                conversation_id: conv.id,
+            },
+        )
+        .await;
+        until_pong(ws).await;
+    }
+    let question = MessageId(Uuid::now_v7());
+    send(
+        &mut customer,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: question,
+            body: "Can I export to CSV?".into(),
+            after_message_id: None,
+            force: false,
+        },
+    )
+    .await;
+    let mine = until_pong(&mut customer).await;
+    assert!(
+        arriving(&mine).is_empty(),
+        "the sender is not sent its own message back: {mine:?}"
+    );
+    // The agent sees every conversation: offered the message as it arrived,
+    // then its stored change, in that order.
+    let frames = until_pong(&mut agent).await;
+    let first = frames
+        .iter()
+        .position(|f| matches!(f, ServerFrame::Message { message } if message.id == question));
+    let stored_at = frames
+        .iter()
+        .position(|f| matches!(f, ServerFrame::Change { change } if change.id == question.0));
+    assert!(
+        matches!((first, stored_at), (Some(a), Some(b)) if a < b),
+        "the agent gets the arriving message before its change: {frames:?}"
+    );
+    let stored: Message = srv
+        .records::<Message>(&format!("id = '{question}'"))
+        .remove(0);
+    let shown = arriving(&frames)[0];
+    assert_eq!(
+        (
+            shown.conversation_id,
+            shown.account_id,
+            shown.kind,
+            shown.author_id,
+            &shown.author_name,
+            &shown.body
+        ),
+        (
+            stored.conversation_id,
+            stored.account_id,
+            stored.kind,
+            stored.author_id,
+            &stored.author_name,
+            &stored.body
+        ),
+        "what was shown as it arrived is what was stored"
+    );
+    let frames = until_pong(&mut colleague).await;
+    assert!(
+        arriving(&frames).is_empty() && message_ids(&frames, conv.id) == vec![early.0, question.0],
+        "a customer not in the conversation gets the stored change only: {frames:?}"
+    );
+
+    // The lead answers; the customer is offered the reply as it arrives,
+    // with the fields a customer may see of the stored row and no others.
+    let answer = MessageId(Uuid::now_v7());
+    send(
+        &mut lead,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: answer,
+            body: "Yes: Reports, then Export.".into(),
+            after_message_id: Some(question),
+            force: false,
+        },
+    )
+    .await;
+    until_pong(&mut lead).await;
+    let raw = customer_frames_raw(&mut customer).await;
+    let shown = raw
+        .iter()
+        .find(|f| f["type"] == "message" && f["message"]["id"] == answer.to_string())
+        .unwrap_or_else(|| panic!("the customer is offered the reply: {raw:?}"));
+    let change = raw
+        .iter()
+        .find(|f| f["type"] == "change" && f["change"]["id"] == answer.to_string())
+        .unwrap_or_else(|| panic!("and then its change: {raw:?}"));
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&shown["message"]),
+        keys(&change["change"]["row"]),
+        "a customer is shown the same fields of the arriving message as of the stored one"
+    );
+    assert!(
+        shown["message"].get("mentions").is_none(),
+        "staff-only fields never reach a customer: {shown}"
+    );
+
+    // The agent answers the question too, not having seen the lead's reply:
+    // refused (the traffic cop), so everyone offered it is told to take it
+    // back, and nothing is stored.
+    send(
+        &mut agent,
+        &ClientFrame::Subscribe {
+            conversation_id: conv.id,
+        },
+    )
+    .await;
+    until_pong(&mut agent).await;
+    let late = MessageId(Uuid::now_v7());
+    send(
+        &mut agent,
+        &ClientFrame::Send {
+            conversation_id: conv.id,
+            message_id: late,
+            body: "You can export from Reports.".into(),
+            after_message_id: Some(question),
+            force: false,
+        },
+    )
+    .await;
+    let frames = until_pong(&mut agent).await;
+    assert!(
+        frames.iter().any(|f| matches!(f, ServerFrame::Error { code, message_id: Some(m), .. } if code == "newer_reply" && *m == late)),
+        "the agent is warned: {frames:?}"
+    );
+    for ws in [&mut customer, &mut lead] {
+        let frames = until_pong(ws).await;
+        let shown = frames
+            .iter()
+            .position(|f| matches!(f, ServerFrame::Message { message } if message.id == late));
+        let withdrawn = frames.iter().position(|f| matches!(f, ServerFrame::Withdrawn { message_id, conversation_id } if *message_id == late && *conversation_id == conv.id));
+        assert!(
+            matches!((shown, withdrawn), (Some(a), Some(b)) if a < b),
+            "a refused message is withdrawn after it was shown: {frames:?}"
+        );
+    }
+    assert!(
+        srv.records::<Message>(&format!("id = '{late}'")).is_empty(),
+        "the refused message was not stored"
+    );
+    srv.stop().await;
+}
+
+/// Frames until a pong, as JSON values (to see exactly which fields came).
+async fn customer_frames_raw(ws: &mut Socket) -> Vec<serde_json::Value> {
+    send(ws, &ClientFrame::Ping).await;
+    let mut out = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .unwrap();
+        if let Ws::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "pong" {
+                return out;
+            }
+            out.push(v);
+        }
+    }
 }

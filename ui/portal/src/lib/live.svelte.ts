@@ -74,6 +74,21 @@ function onFrame(frame: Frame) {
       }
       break;
     }
+    case 'message': {
+      // A message as it arrives, before it is stored: shown as sending
+      // until its change comes, or taken back if it is withdrawn.
+      const m = frame.message;
+      if (m.conversation_id === chat.conversationId && !chat.messages.some((x) => x.id === m.id)) {
+        upsert({ ...m, pending: true });
+        if (m.author_id !== myId) chat.typing = null;
+      }
+      break;
+    }
+    case 'withdrawn': {
+      const i = chat.messages.findIndex((x) => x.id === frame.message_id && x.pending && x.author_id !== myId);
+      if (i >= 0) chat.messages.splice(i, 1);
+      break;
+    }
     case 'typing':
       if (frame.conversation_id === chat.conversationId && frame.user_id !== myId) chat.typing = frame.typing ? frame.name : null;
       break;

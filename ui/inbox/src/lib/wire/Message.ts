@@ -12,7 +12,8 @@ import type { UserId } from "./UserId";
  */
 export type Message = { id: MessageId, conversation_id: ConversationId, account_id: AccountId, kind: MessageKind, author_id: UserId | null, author_name: string, body: string, 
 /**
- * Staff mentioned in an internal note.
+ * Staff mentioned in an internal note. Defaulted so the row as a
+ * customer gets it (without staff fields) still parses.
  */
 mentions: Array<UserId>, 
 /**
