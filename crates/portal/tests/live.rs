@@ -115,6 +115,12 @@ async fn until_pong(ws: &mut Socket) -> Vec<ServerFrame> {
     }
 }
 
+/// Subscribes to a conversation and waits until the server handled it.
+async fn subscribe(ws: &mut Socket, conversation_id: ConversationId) {
+    send(ws, &ClientFrame::Subscribe { conversation_id }).await;
+    until_pong(ws).await;
+}
+
 /// Reads until the server closes; returns the close code.
 async fn close_code(ws: &mut Socket) -> Option<u16> {
     loop {
@@ -643,14 +649,7 @@ async fn chat_over_the_socket_keeps_order_and_carries_typing_and_reads() {
     let mut customer = connect(&srv, &token(&srv, "admin@acme.test").await).await;
     let mut agent = connect(&srv, &token(&srv, "agent@portico.test").await).await;
     for ws in [&mut customer, &mut agent] {
-        send(
-            ws,
-            &ClientFrame::Subscribe {
-                conversation_id: conv.id,
-            },
-        )
-        .await;
-        until_pong(ws).await;
+        subscribe(ws, conv.id).await;
     }
 
     // A burst of sends (within the rate limit) reaches the agent in order.
@@ -1078,14 +1077,7 @@ async fn a_chat_message_is_shown_as_it_arrives_and_withdrawn_if_refused() {
     assert_eq!(message_ids(&frames, conv.id), vec![early.0], "but stored");
 
     for ws in [&mut customer, &mut lead] {
-        send(
-            ws,
-            &ClientFrame::Subscribe {
-                conversation_id: conv.id,
-            },
-        )
-        .await;
-        until_pong(ws).await;
+        subscribe(ws, conv.id).await;
     }
     let question = MessageId(Uuid::now_v7());
     send(
@@ -1188,14 +1180,7 @@ async fn a_chat_message_is_shown_as_it_arrives_and_withdrawn_if_refused() {
     // The agent answers the question too, not having seen the lead's reply:
     // refused (the traffic cop), so everyone offered it is told to take it
     // back, and nothing is stored.
-    send(
-        &mut agent,
-        &ClientFrame::Subscribe {
-            conversation_id: conv.id,
-        },
-    )
-    .await;
-    until_pong(&mut agent).await;
+    subscribe(&mut agent, conv.id).await;
     let late = MessageId(Uuid::now_v7());
     send(
         &mut agent,
