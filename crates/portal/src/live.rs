@@ -507,57 +507,23 @@ impl Hub {
         }
     }
 
-    /// Sends `frame` to the other subscribers of `conv` that pass `to`.
-    /// Offers a chat message as it arrives, before it is stored
-    /// ([`ServerFrame::Message`]), to every other connection that sees the
-    /// conversation now: staff who see every conversation, and the
-    /// conversation's subscribers. Only a sender subscribed to the
-    /// conversation is announced (its visibility was checked then, and the
-    /// subscription knows the account the message will belong to); the
-    /// message is shaped for each recipient by the same rule as its stored
-    /// row. Returns whether it was announced, so a refusal can withdraw it.
-    fn announce(
-        &self,
-        from: u64,
-        author: &Viewer,
-        name: &str,
-        send: &Sending,
-        at: jiff::Timestamp,
-    ) -> bool {
+    /// The account of a conversation connection `id` subscribed to; `None`
+    /// if it did not (the hub has not checked it may see it).
+    fn subscribed_account(&self, id: u64, conv: ConversationId) -> Option<AccountId> {
         let st = self.state.lock().unwrap();
-        let Some(&account_id) = st
-            .conns
-            .get(&from)
-            .and_then(|c| c.subscriptions.get(&send.conversation_id))
-        else {
-            return false;
-        };
-        let message = Message {
-            id: send.message_id,
-            conversation_id: send.conversation_id,
-            account_id,
-            kind: if author.is_staff() {
-                MessageKind::Agent
-            } else {
-                MessageKind::Customer
-            },
-            author_id: Some(author.user_id),
-            author_name: name.to_owned(),
-            body: send.body.clone(),
-            mentions: vec![],
-            email: None,
-            delivery: None,
-            version: 0,
-            created_at: at,
-            updated_at: at,
-        };
-        // Refused before it is stored anyway (empty, too long): not shown.
-        if message.validate().is_err() {
-            return false;
-        }
-        let text = serde_json::to_string(&message).expect("messages serialize");
+        st.conns.get(&id)?.subscriptions.get(&conv).copied()
+    }
+
+    /// Offers a chat message as it arrives, before it is stored
+    /// ([`ServerFrame::Message`]), to every connection but the sender's
+    /// (`from`) that sees the conversation now: staff who see every
+    /// conversation, and the conversation's subscribers. The message is
+    /// shaped for each by the same rule as its stored row.
+    fn announce(&self, from: u64, message: &Message) {
+        let text = serde_json::to_string(message).expect("messages serialize");
+        let st = self.state.lock().unwrap();
         let mut for_all: Option<Option<Frame>> = None;
-        for (id, sees_all) in Self::in_conversation(&st, send.conversation_id, from) {
+        for (id, sees_all) in Self::in_conversation(&st, message.conversation_id, from) {
             let Some(conn) = st.conns.get(&id).filter(|c| !c.closed) else {
                 continue;
             };
@@ -574,7 +540,6 @@ impl Hub {
                 Err(e) => tracing::error!(error = %e, "cannot shape an arriving message"),
             }
         }
-        true
     }
 
     /// Takes back an announced message that was refused: the same
@@ -593,6 +558,7 @@ impl Hub {
         }
     }
 
+    /// Sends `frame` to the other subscribers of `conv` that pass `to`.
     fn to_subscribers(
         &self,
         conv: ConversationId,
@@ -707,13 +673,6 @@ fn message_frame(viewer: &Viewer, message: &str) -> Result<Option<Frame>> {
     Ok(Some(Frame(
         format!(r#"{{"type":"message","message":{shaped}}}"#).into(),
     )))
-}
-
-/// What a `send` frame asks for, as [`Hub::announce`] needs it.
-struct Sending {
-    conversation_id: ConversationId,
-    message_id: MessageId,
-    body: String,
 }
 
 /// Two viewers see the same rows and fields (the sync feed's scope key,
@@ -1115,13 +1074,38 @@ async fn handle(
             after_message_id,
             force,
         } => {
-            let sending = Sending {
-                conversation_id,
-                message_id,
-                body,
-            };
-            let announced = hub.announce(id, viewer, name, &sending, st.clock.now());
-            let Sending { body, .. } = sending;
+            // Shown as it arrives, to those who see the conversation, if the
+            // sender subscribed to it: the subscription is where the hub
+            // checked the sender may see it, and learned its account.
+            let arriving = hub
+                .subscribed_account(id, conversation_id)
+                .map(|account_id| {
+                    let at = st.clock.now();
+                    Message {
+                        id: message_id,
+                        conversation_id,
+                        account_id,
+                        kind: if viewer.is_staff() {
+                            MessageKind::Agent
+                        } else {
+                            MessageKind::Customer
+                        },
+                        author_id: Some(viewer.user_id),
+                        author_name: name.to_owned(),
+                        body: body.clone(),
+                        mentions: vec![],
+                        email: None,
+                        delivery: None,
+                        version: 0,
+                        created_at: at,
+                        updated_at: at,
+                    }
+                })
+                // Refused before it is stored anyway (empty, too long).
+                .filter(|m| m.validate().is_ok());
+            if let Some(m) = &arriving {
+                hub.announce(id, m);
+            }
             let v = viewer.clone();
             // Group-committed with whatever else is waiting; acknowledged
             // (and fanned out) only once committed.
@@ -1150,7 +1134,7 @@ async fn handle(
                     let _ = tx.send(Frame::of(&ServerFrame::Ack { message_id })).await;
                 }
                 Err(e) => {
-                    if announced {
+                    if arriving.is_some() {
                         hub.withdraw(id, conversation_id, message_id);
                     }
                     let _ = tx
