@@ -1371,20 +1371,7 @@ async fn a_customer_chat_message_reaches_the_agents_desk_as_it_arrives() {
         .store
         .read(|c| portico_portal::store::require::<portico_model::User>(c, conv.requester_id.0))
         .unwrap();
-    let login = reqwest::Client::new()
-        .post(format!("{}/v1/auth/login", srv.base))
-        .json(&serde_json::json!({"email": customer.email, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    // The session token, from the session cookie the sign-in sets.
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let token = cookie
-        .split(';')
-        .next()
-        .and_then(|c| c.split_once('='))
-        .unwrap()
-        .1;
+    let token = common::session_token(&srv.base, &customer.email).await;
     let mut req = format!("{}/v1/live", srv.base.replace("http", "ws"))
         .into_client_request()
         .unwrap();

@@ -1493,16 +1493,9 @@ mod real_server {
             std::future::pending(),
         ));
         let http = reqwest::Client::new();
-        let resp = http
-            .post(format!("{base}/v1/auth/login"))
-            .json(&serde_json::json!({ "email": "agent@portico.test", "password": seed::DEMO_PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+        let token = crate::common::session_token(&base, "agent@portico.test").await;
         let mut mirror = Mirror::open_in_memory().unwrap();
-        pull(&mut mirror, &http, &base, token).await.unwrap();
+        pull(&mut mirror, &http, &base, &token).await.unwrap();
 
         let convs: Vec<Conversation> = read(&state, "SELECT data FROM conversations");
         let subs: Vec<Subscription> = read(&state, "SELECT data FROM subscriptions");

@@ -249,9 +249,7 @@ impl Hub {
     /// who see every conversation, and its subscribers (each checked when
     /// it subscribed). With whether each sees every conversation.
     fn in_conversation(st: &State, conv: ConversationId, except: u64) -> Vec<(u64, bool)> {
-        let sees_all = |c: &Conn| {
-            c.viewer.is_staff() && c.viewer.access == portico_model::ConversationAccess::All
-        };
+        let sees_all = |c: &Conn| Conversation::every_row_visible_to(&c.viewer);
         let mut out: Vec<(u64, bool)> = st
             .staff
             .iter()

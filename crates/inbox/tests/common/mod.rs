@@ -55,3 +55,25 @@ pub const COLUMNS_DISAGREEING_WITH_DATA: &str = "SELECT count(*) FROM records
      OR team_id IS NOT data ->> '$.team_id'
      OR product_area IS NOT data ->> '$.product_area'
      OR conversation_id IS NOT data ->> '$.conversation_id'";
+
+/// Signs in to portal-core at `base` with the demo password and returns the
+/// session token (from the session cookie the sign-in sets).
+pub async fn session_token(base: &str, email: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/login"))
+        .json(
+            &serde_json::json!({ "email": email, "password": portico_portal::seed::DEMO_PASSWORD }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{email} signs in");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .expect("a session cookie")
+        .1
+        .to_owned()
+}

@@ -1,33 +1,21 @@
-// Chat messages that came over the live socket as they arrived, before their
-// record synced (the live `message` frame, docs/live.md): shown as arriving
-// until the record is here, and taken back if the server withdraws them.
+// Chat messages of the open conversation that came over the live socket as
+// they arrived, before their record synced (the live `message` frame,
+// docs/live.md): shown as arriving until the record is here, and taken back
+// if the server withdraws them. Only the open conversation's are kept (an
+// agent who sees every conversation is offered every message).
 import type { Message } from './wire/Message';
 
-/** Arriving messages by conversation id. */
-export type Arriving = Record<string, Message[]>;
-
 /** Adds a message as it arrives; one already listed (a resend) is ignored. */
-export function arrive(all: Arriving, m: Message): Arriving {
-  const now = all[m.conversation_id] ?? [];
-  if (now.some((x) => x.id === m.id)) return all;
-  return { ...all, [m.conversation_id]: [...now, m] };
+export function arrive(list: Message[], m: Message): Message[] {
+  return list.some((x) => x.id === m.id) ? list : [...list, m];
 }
 
 /** Takes back a message the server withdrew (it will not be stored). */
-export function withdraw(all: Arriving, conversationId: string, messageId: string): Arriving {
-  const now = all[conversationId] ?? [];
-  if (!now.some((x) => x.id === messageId)) return all;
-  return { ...all, [conversationId]: now.filter((x) => x.id !== messageId) };
+export function withdraw(list: Message[], messageId: string): Message[] {
+  return list.filter((x) => x.id !== messageId);
 }
 
-/** Forgets the arriving messages whose record is stored now. */
-export function settle(all: Arriving, conversationId: string, stored: Set<string>): Arriving {
-  const now = all[conversationId] ?? [];
-  if (!now.some((x) => stored.has(x.id))) return all;
-  return { ...all, [conversationId]: now.filter((x) => !stored.has(x.id)) };
-}
-
-/** The stored messages, then those still arriving, each marked. */
+/** The stored messages, then those still arriving (not stored yet), each marked. */
 export function shown<T extends { id: string }>(stored: T[], arriving: T[]): (T & { arriving: boolean })[] {
   const ids = new Set(stored.map((m) => m.id));
   return [
