@@ -100,7 +100,7 @@ const STATEMENT_CACHE: usize = 256;
 /// pass copies and fsyncs what was committed since the last one, and a
 /// commit that lands during a big pass waits on the disk with it. Under the
 /// live chat benchmark (~55 MB of WAL per second) passes every 50 ms
-/// instead of 500 ms halved the stored-change p99 (4.5-4.8 → 1.7-3.1 ms);
+/// instead of 500 ms halved the stored-change p99 (3.4-4.8 → 1.7-3.1 ms);
 /// every 5 s was worse again (docs/benchmarks.md, "Live hub"). A pass with
 /// nothing new to copy only reads the WAL index.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
